@@ -1,0 +1,172 @@
+"""S3CrossAccountCopyOperator: copy one key or a whole prefix through the copy worker pool.
+
+The operator holds no copy logic. It validates its arguments, lists the source and sends
+chunks by task name through ``copy_control`` (the same code as the CLI), then waits for the
+run by reading Redis. Worker code is never imported here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_plugin.compat import AirflowException, AirflowFailException, BaseOperator, S3Hook
+from copy_control.dispatch import producer_app
+from copy_control.request import CopyRequest, InvalidRequest
+from copy_control.runner import start_run, wait_for_run
+from copy_workers.contract import RunStatus, RunSummary
+from copy_workers.runstate import RunStore, connect
+from copy_workers.settings import DEFAULT_REDIS_URL
+
+PROGRESS_EVERY_S = 30.0
+
+
+def run_id_for(context: Any) -> str:
+    """A run id that is the same for every try of one task instance.
+
+    Derived from dag, task, Airflow run and map index, so a retried task finds its run
+    again instead of starting another.
+    """
+    ti = context["ti"]
+    ident = f"{ti.dag_id}\0{ti.task_id}\0{ti.run_id}\0{getattr(ti, 'map_index', -1)}"
+    return f"af-{hashlib.sha256(ident.encode()).hexdigest()[:24]}"
+
+
+class S3CrossAccountCopyOperator(BaseOperator):
+    """Copy ``source_key`` or every key under ``source_prefix`` to the destination bucket.
+
+    :param source_bucket: bucket to copy from
+    :param source_key: one object to copy (or give ``source_prefix``)
+    :param source_prefix: copy every object under this prefix, recursively
+    :param dest_bucket: bucket to copy to
+    :param dest_key: destination key of a single-object copy
+    :param dest_prefix: destination prefix; a prefix copy maps source_prefix + rest to
+        dest_prefix + rest, a single key goes to dest_prefix + its basename
+    :param chunk_size: keys per worker task
+    :param max_failures: failed keys tolerated before the task fails (None: no limit)
+    :param redis_url: the Redis of the worker pool (broker and run store)
+    :param aws_conn_id: Airflow AWS connection used to list the source
+    :param poll_interval: seconds between two readings of the run's progress
+    :param timeout: seconds to wait for the run before the task fails (None: no limit)
+    """
+
+    template_fields: Sequence[str] = (
+        "source_bucket",
+        "source_key",
+        "source_prefix",
+        "dest_bucket",
+        "dest_key",
+        "dest_prefix",
+        "redis_url",
+    )
+    ui_color = "#ff9900"
+
+    def __init__(
+        self,
+        *,
+        source_bucket: str,
+        dest_bucket: str,
+        source_key: str | None = None,
+        source_prefix: str | None = None,
+        dest_key: str | None = None,
+        dest_prefix: str | None = None,
+        chunk_size: int = 500,
+        max_failures: int | None = 0,
+        redis_url: str = DEFAULT_REDIS_URL,
+        aws_conn_id: str | None = "aws_default",
+        poll_interval: float = 2.0,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_bucket = source_bucket
+        self.source_key = source_key
+        self.source_prefix = source_prefix
+        self.dest_bucket = dest_bucket
+        self.dest_key = dest_key
+        self.dest_prefix = dest_prefix
+        self.chunk_size = chunk_size
+        self.max_failures = max_failures
+        self.redis_url = redis_url
+        self.aws_conn_id = aws_conn_id
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def build_request(self) -> CopyRequest:
+        """The validated copy request; raises InvalidRequest with what to fix."""
+        return CopyRequest(
+            source_bucket=self.source_bucket,
+            dest_bucket=self.dest_bucket,
+            source_key=self.source_key,
+            source_prefix=self.source_prefix,
+            dest_key=self.dest_key,
+            dest_prefix=self.dest_prefix,
+            chunk_size=self.chunk_size,
+            max_failures=self.max_failures,
+        )
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run_id = run_id_for(context)
+        store = RunStore(connect(self.redis_url))
+        try:
+            request = self.build_request()
+            s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+            report = start_run(request, run_id, s3, store, producer_app(self.redis_url))
+        except InvalidRequest as exc:
+            # Bad input does not get better with a retry.
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info(
+            "Run %s: %d chunks dispatched (resumed: %s)", run_id, report.chunks_sent, report.resumed
+        )
+        summary = wait_for_run(
+            store,
+            run_id,
+            poll_s=self.poll_interval,
+            timeout_s=self.timeout,
+            on_progress=_ProgressLog(self.log),
+        )
+        return self.report(summary)
+
+    def report(self, summary: RunSummary) -> dict[str, Any]:
+        """Log the metrics line, fail the task if the run failed, return the XCom summary."""
+        self.log.info("%s", json.dumps({"event": "s3fanout.metrics", **summary.to_dict()}))
+        limit = self.max_failures
+        if summary.status == RunStatus.CANCELLED:
+            raise AirflowException(f"Run {summary.run_id} was cancelled")
+        if summary.status == RunStatus.FAILED or (
+            limit is not None and summary.objects_failed > limit
+        ):
+            shown = "; ".join(
+                f"{f['key']}: {f['error_code']}: {f['message']}" for f in summary.failures[:10]
+            )
+            raise AirflowException(
+                f"Run {summary.run_id}: {summary.objects_failed} keys failed "
+                f"(max_failures={limit}): {shown}"
+            )
+        return summary.to_dict()
+
+
+class _ProgressLog:
+    """Logs a progress line at most every PROGRESS_EVERY_S seconds."""
+
+    def __init__(self, logger: Any) -> None:
+        self._log = logger
+        self._last = 0.0
+
+    def __call__(self, summary: RunSummary) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_EVERY_S and not summary.is_final:
+            return
+        self._last = now
+        self._log.info(
+            "Run %s %s: %d/%d objects done (%d failed), %d bytes copied",
+            summary.run_id,
+            summary.status,
+            summary.objects_copied + summary.objects_skipped + summary.objects_failed,
+            summary.objects_listed,
+            summary.objects_failed,
+            summary.bytes_copied,
+        )

@@ -1,0 +1,133 @@
+"""A copy request: what to copy where, validated before anything is listed or dispatched."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from copy_workers.contract import CopyJob
+
+MAX_CHUNK_SIZE = 10_000
+MAX_KEY_BYTES = 1024
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+
+
+class InvalidRequest(ValueError):
+    """The user's input is wrong; the message says what and how to fix it. Nothing was copied."""
+
+
+def check_bucket_name(name: str, what: str) -> None:
+    """Raise InvalidRequest unless ``name`` follows the S3 bucket naming rules."""
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "is empty"
+    elif not 3 <= len(name) <= 63:
+        problem = f"is {len(name)} characters long; bucket names have 3 to 63"
+    elif not _BUCKET.match(name):
+        problem = (
+            "may hold only lowercase letters, digits, '.' and '-', "
+            "and must start and end with a letter or digit"
+        )
+    elif ".." in name or _IP_ADDRESS.match(name):
+        problem = "may not contain '..' or look like an IP address"
+    if problem:
+        raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")
+
+
+def check_run_id(run_id: str) -> None:
+    if not _RUN_ID.match(run_id):
+        raise InvalidRequest(
+            f"run id {run_id!r} is not valid: use 1-200 letters, digits, '.', '_', ':' or '-'"
+        )
+
+
+def _check_key(key: str, what: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidRequest(f"{what} is longer than S3's limit of {MAX_KEY_BYTES} UTF-8 bytes")
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """One copy: a single source key or every key under a prefix, to a destination.
+
+    Key mapping: a prefix copy maps ``source_prefix + rest`` to ``dest_prefix + rest``; a single
+    key goes to ``dest_key``, or to ``dest_prefix + basename``, or to the same key name.
+    """
+
+    source_bucket: str
+    dest_bucket: str
+    source_key: str | None = None
+    source_prefix: str | None = None
+    dest_key: str | None = None
+    dest_prefix: str | None = None
+    chunk_size: int = 500
+    max_failures: int | None = 0
+
+    def __post_init__(self) -> None:
+        check_bucket_name(self.source_bucket, "source bucket")
+        check_bucket_name(self.dest_bucket, "destination bucket")
+        self._check_source()
+        self._check_dest()
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise InvalidRequest(
+                f"chunk_size must be between 1 and {MAX_CHUNK_SIZE}, got {self.chunk_size}"
+            )
+        if self.max_failures is not None and self.max_failures < 0:
+            raise InvalidRequest(
+                f"max_failures must be 0 or more (or None for no limit), got {self.max_failures}"
+            )
+
+    def _check_source(self) -> None:
+        if (self.source_key is None) == (self.source_prefix is None):
+            raise InvalidRequest(
+                "give exactly one of source_key (one object) or source_prefix "
+                "(every object under it, recursively)"
+            )
+        if self.source_key is not None:
+            if self.source_key == "":
+                raise InvalidRequest("source_key is empty: name an object, or use source_prefix")
+            _check_key(self.source_key, "source_key")
+
+    def _check_dest(self) -> None:
+        if self.dest_key is not None and self.dest_prefix is not None:
+            raise InvalidRequest("give dest_key or dest_prefix, not both")
+        if self.dest_key is not None:
+            if self.source_prefix is not None:
+                raise InvalidRequest(
+                    "dest_key names one object, but the source is a prefix: use dest_prefix"
+                )
+            if self.dest_key == "":
+                raise InvalidRequest("dest_key is empty: name the object, or use dest_prefix")
+            _check_key(self.dest_key, "dest_key")
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.source_prefix is not None
+
+    def dest_for(self, source_key: str) -> str:
+        """The destination key of ``source_key``, byte for byte."""
+        if self.source_prefix is not None:
+            return (self.dest_prefix or "") + source_key[len(self.source_prefix) :]
+        if self.dest_key is not None:
+            return self.dest_key
+        if self.dest_prefix is not None:
+            return self.dest_prefix + source_key.rsplit("/", 1)[-1]
+        return source_key
+
+    def job(self) -> CopyJob:
+        """The part of the request every chunk message carries."""
+        return CopyJob(source_bucket=self.source_bucket, dest_bucket=self.dest_bucket)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able record of the request, stored with the run."""
+        return {
+            "source": f"s3://{self.source_bucket}/{self.source_key or self.source_prefix or ''}",
+            "dest": f"s3://{self.dest_bucket}/{self.dest_key or self.dest_prefix or ''}",
+            "recursive": self.is_prefix,
+            "chunk_size": self.chunk_size,
+            "max_failures": self.max_failures,
+        }

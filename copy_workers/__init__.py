@@ -1,0 +1,1 @@
+"""The copy worker pool: Celery app, copy engine and run accounting. Never imports Airflow."""

@@ -1,0 +1,32 @@
+"""The Celery app of the worker pool. Built from the environment (see ``settings``)."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import setup_logging
+
+from copy_workers import logs
+from copy_workers.broker import celery_settings
+from copy_workers.settings import WorkerSettings
+
+settings = WorkerSettings.from_env()
+
+app = Celery("s3fanout", include=["copy_workers.tasks"])
+app.conf.update(
+    celery_settings(settings.redis_url, settings.visibility_timeout_s),
+    # A chunk is acknowledged only once it is done, and comes back if its worker dies.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    # Results are aggregated in the run store, never in Celery's result backend.
+    task_ignore_result=True,
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+)
+
+
+@setup_logging.connect
+def _json_logging(loglevel: str | int | None = None, **_: object) -> None:
+    """Replace Celery's log format with one JSON object per event."""
+    logs.configure(loglevel or "INFO")

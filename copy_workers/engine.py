@@ -1,0 +1,217 @@
+"""The copy engine: copies the keys of one chunk, several at once, and records each outcome.
+
+It knows nothing of Celery. A chunk may be delivered more than once (a worker died, a
+visibility timeout passed, a chunk-level retry), so the engine first asks the run store which
+keys already have an outcome and copies only the others; the store counts a key once even if
+two deliveries race.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from copy_workers.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcome, KeyStatus
+from copy_workers.errors import classify
+from copy_workers.logs import log_event
+from copy_workers.runstate import Recorded, RunStore
+from copy_workers.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+CopyFn = Callable[[CopyItem], int]
+
+
+class ChunkIncomplete(Exception):
+    """Some keys hit transient errors after every per-request retry; retry the chunk later."""
+
+    def __init__(self, run_id: str, chunk_id: str, left: int) -> None:
+        super().__init__(f"chunk {chunk_id} of run {run_id}: {left} keys left to retry")
+        self.left = left
+
+
+@dataclass
+class _Tally:
+    """Counts what this delivery recorded, for the task's return value and its log line."""
+
+    counts: dict[KeyStatus, int] = field(default_factory=lambda: dict.fromkeys(KeyStatus, 0))
+    bytes_copied: int = 0
+    retries: int = 0
+    already: int = 0
+
+
+class _Recorder:
+    """Buffers outcomes and records them in batches: one Redis round trip per batch."""
+
+    def __init__(self, store: RunStore, message: ChunkMessage, settings: WorkerSettings) -> None:
+        self._store = store
+        self._message = message
+        self._every_s = settings.flush_every_s
+        self._every_keys = settings.flush_every_keys
+        self._buffer: list[KeyOutcome] = []
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self.cancelling = False
+        self.tally = _Tally()
+
+    def add(self, outcome: KeyOutcome) -> None:
+        with self._lock:
+            self._buffer.append(outcome)
+            due = time.monotonic() - self._last_flush >= self._every_s
+            if due or len(self._buffer) >= self._every_keys:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        batch, self._buffer = self._buffer, []
+        self._last_flush = time.monotonic()
+        if not batch:
+            return
+        msg = self._message
+        result: Recorded = self._store.record(msg.run_id, msg.chunk_id, len(msg.items), batch)
+        self.cancelling = self.cancelling or result.cancelling
+        self.tally.already += len(batch) - len(result.added)
+        for outcome in result.added:
+            self.tally.counts[outcome.status] += 1
+            self.tally.retries += outcome.retries
+            if outcome.status is KeyStatus.COPIED:
+                self.tally.bytes_copied += outcome.size
+
+
+def copy_chunk(
+    message: ChunkMessage,
+    copy: CopyFn,
+    store: RunStore,
+    settings: WorkerSettings,
+    *,
+    final_attempt: bool = True,
+) -> ChunkResult:
+    """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
+
+    Raises ChunkIncomplete when keys failed transiently and this is not the final attempt;
+    on the final attempt those keys are recorded as failed.
+    """
+    state = store.chunk_state(message.run_id, message.chunk_id)
+    recorder = _Recorder(store, message, settings)
+    pending = [i for i in range(len(message.items)) if i not in state.recorded]
+    recorder.tally.already = len(message.items) - len(pending)
+    if state.run_status is None:
+        log_event(log, "chunk dropped: run unknown or expired")
+        return _result(message, recorder.tally)
+    if not state.accepts_work:
+        _record_all(recorder, message, pending, KeyStatus.CANCELLED)
+        return _result(message, recorder.tally)
+    left = _copy_pending(
+        message,
+        pending=pending,
+        copy=copy,
+        recorder=recorder,
+        settings=settings,
+        final_attempt=final_attempt,
+    )
+    recorder.flush()
+    result = _result(message, recorder.tally)
+    log_event(log, "chunk finished", **result.to_wire(), left_for_retry=left)
+    if left:
+        raise ChunkIncomplete(message.run_id, message.chunk_id, left)
+    return result
+
+
+def _copy_pending(
+    message: ChunkMessage,
+    *,
+    pending: list[int],
+    copy: CopyFn,
+    recorder: _Recorder,
+    settings: WorkerSettings,
+    final_attempt: bool,
+) -> int:
+    """Copy ``pending`` items with up to ``keys_in_flight`` at once; return how many are left."""
+    left = 0
+    with ThreadPoolExecutor(settings.keys_in_flight, thread_name_prefix="copy") as pool:
+        futures: dict[Future[KeyOutcome], int] = {
+            pool.submit(_copy_one, copy, index, message.items[index], recorder): index
+            for index in pending
+        }
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            outcome = future.result()
+            if outcome.status is KeyStatus.FAILED and outcome.retryable and not final_attempt:
+                left += 1
+                continue
+            recorder.add(outcome)
+            if recorder.cancelling:
+                _cancel_rest(futures, recorder, message)
+    return left
+
+
+def _cancel_rest(
+    futures: dict[Future[KeyOutcome], int], recorder: _Recorder, message: ChunkMessage
+) -> None:
+    """Drop keys that have not started; keys already copying finish and are recorded."""
+    dropped = [index for future, index in futures.items() if future.cancel()]
+    _record_all(recorder, message, dropped, KeyStatus.CANCELLED)
+
+
+def _record_all(
+    recorder: _Recorder, message: ChunkMessage, indexes: list[int], status: KeyStatus
+) -> None:
+    for index in indexes:
+        recorder.add(KeyOutcome(index, message.items[index].source_key, status, attempts=0))
+    recorder.flush()
+
+
+def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> KeyOutcome:
+    if recorder.cancelling:  # seen at the last flush: start nothing new
+        return KeyOutcome(index, item.source_key, KeyStatus.CANCELLED, attempts=0)
+    try:
+        retries = copy(item)
+    except Exception as exc:  # every failure of one key becomes that key's outcome
+        error = classify(exc)
+        retries = _retries_of(exc)
+        if not error.retryable:
+            log.warning("copy failed", extra={"key": item.source_key, "error_code": error.code})
+        return KeyOutcome(
+            index,
+            item.source_key,
+            KeyStatus.FAILED,
+            size=item.size,
+            retries=retries,
+            attempts=retries + 1,
+            error_code=error.code,
+            message=error.message,
+            retryable=error.retryable,
+        )
+    return KeyOutcome(
+        index, item.source_key, KeyStatus.COPIED, item.size, retries=retries, attempts=retries + 1
+    )
+
+
+def _retries_of(exc: BaseException) -> int:
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+    return 0
+
+
+def _result(message: ChunkMessage, tally: _Tally) -> ChunkResult:
+    return ChunkResult(
+        run_id=message.run_id,
+        chunk_id=message.chunk_id,
+        copied=tally.counts[KeyStatus.COPIED],
+        skipped=tally.counts[KeyStatus.SKIPPED],
+        failed=tally.counts[KeyStatus.FAILED],
+        cancelled=tally.counts[KeyStatus.CANCELLED],
+        already_recorded=tally.already,
+        bytes_copied=tally.bytes_copied,
+        retries=tally.retries,
+    )

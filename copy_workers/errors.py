@@ -1,0 +1,100 @@
+"""Retry classification: the one place that decides whether an error is worth another try.
+
+botocore already retries each request (standard or adaptive mode) on throttling and transient
+errors, with backoff and jitter. What reaches us has exhausted those attempts, or is something
+botocore does not retry. The tables below start from botocore's own (so they follow botocore
+when it learns a new code) and add the S3 codes it leaves to the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
+
+from copy_workers.logs import redact
+
+
+class ErrorKind(StrEnum):
+    """How an error should be handled."""
+
+    THROTTLING = "throttling"  # slow down, then retry
+    TRANSIENT = "transient"  # retry with backoff
+    PERMANENT = "permanent"  # record the key as failed; retrying cannot help
+
+
+# botocore keeps its tables as private class attributes; read them defensively so that a
+# botocore release that renames them degrades to our additions instead of failing to import.
+_BOTOCORE_THROTTLING = getattr(ThrottledRetryableChecker, "_THROTTLED_ERROR_CODES", [])
+_BOTOCORE_TRANSIENT = getattr(TransientRetryableChecker, "_TRANSIENT_ERROR_CODES", [])
+_BOTOCORE_STATUS = getattr(
+    TransientRetryableChecker, "_TRANSIENT_STATUS_CODES", [500, 502, 503, 504]
+)
+
+THROTTLING_CODES = frozenset(_BOTOCORE_THROTTLING) | {"SlowDown", "RequestLimitExceeded"}
+TRANSIENT_CODES = frozenset(_BOTOCORE_TRANSIENT) | {
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+    "OperationAborted",
+    "IncompleteBody",
+    "ExpiredToken",  # the next call refreshes credentials first
+    "RequestTimeTooSkewed",
+}
+TRANSIENT_STATUS = frozenset(_BOTOCORE_STATUS) | {429}
+
+
+@dataclass(frozen=True)
+class ClassifiedError:
+    """An error reduced to what the engine and the failure report need."""
+
+    kind: ErrorKind
+    code: str
+    message: str
+    status: int | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is not ErrorKind.PERMANENT
+
+
+def classify(exc: BaseException) -> ClassifiedError:
+    """Classify any exception raised while copying a key."""
+    if isinstance(exc, ClientError):
+        return _classify_client_error(exc)
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return ClassifiedError(ErrorKind.TRANSIENT, type(exc).__name__, _message(exc))
+    if isinstance(exc, NoCredentialsError | CredentialRetrievalError):
+        return ClassifiedError(ErrorKind.PERMANENT, type(exc).__name__, _message(exc))
+    if isinstance(exc, BotoCoreError):
+        return ClassifiedError(ErrorKind.PERMANENT, type(exc).__name__, _message(exc))
+    if isinstance(exc, TimeoutError | OSError):
+        return ClassifiedError(ErrorKind.TRANSIENT, type(exc).__name__, _message(exc))
+    return ClassifiedError(ErrorKind.PERMANENT, type(exc).__name__, _message(exc))
+
+
+def _classify_client_error(exc: ClientError) -> ClassifiedError:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    code = str(error.get("Code") or status or "Unknown")
+    message = redact(str(error.get("Message") or exc))
+    if code in THROTTLING_CODES:
+        kind = ErrorKind.THROTTLING
+    elif code in TRANSIENT_CODES or status in TRANSIENT_STATUS:
+        kind = ErrorKind.TRANSIENT
+    else:
+        kind = ErrorKind.PERMANENT
+    return ClassifiedError(kind, code, message, status)
+
+
+def _message(exc: BaseException) -> str:
+    return redact(str(exc) or type(exc).__name__)

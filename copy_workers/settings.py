@@ -1,0 +1,69 @@
+"""Worker settings: the one module that reads the worker's environment.
+
+AWS settings (``AWS_ENDPOINT_URL``, ``AWS_REGION``, the credential chain) are not read here:
+boto3 reads them itself, the same way for workers, the CLI and real S3.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Tuning knobs of one worker process."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    keys_in_flight: int = 32
+    max_pool_connections: int = 64
+    max_attempts: int = 8
+    chunk_retries: int = 3
+    visibility_timeout_s: int = 6 * 3600
+    run_ttl_s: int = 7 * 24 * 3600
+    flush_every_s: float = 0.5
+    flush_every_keys: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("keys_in_flight", "max_pool_connections", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_pool_connections < self.keys_in_flight:
+            raise ValueError(
+                "S3FANOUT_MAX_POOL_CONNECTIONS must be at least S3FANOUT_KEYS_IN_FLIGHT, "
+                "or copies queue for a connection"
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        keys_in_flight = _int(env, "S3FANOUT_KEYS_IN_FLIGHT", defaults.keys_in_flight)
+        return cls(
+            redis_url=env.get("S3FANOUT_REDIS_URL", defaults.redis_url),
+            keys_in_flight=keys_in_flight,
+            max_pool_connections=_int(
+                env,
+                "S3FANOUT_MAX_POOL_CONNECTIONS",
+                max(defaults.max_pool_connections, keys_in_flight),
+            ),
+            max_attempts=_int(env, "S3FANOUT_MAX_ATTEMPTS", defaults.max_attempts),
+            chunk_retries=_int(env, "S3FANOUT_CHUNK_RETRIES", defaults.chunk_retries),
+            visibility_timeout_s=_int(
+                env, "S3FANOUT_VISIBILITY_TIMEOUT_S", defaults.visibility_timeout_s
+            ),
+            run_ttl_s=_int(env, "S3FANOUT_RUN_TTL_S", defaults.run_ttl_s),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None

@@ -1,0 +1,61 @@
+"""Celery tasks: thin adapters that decode a chunk message and hand it to the engine."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject
+
+from copy_workers import logs
+from copy_workers.aws import ClientFactory
+from copy_workers.celery_app import app, settings
+from copy_workers.contract import TASK_NAME, ChunkMessage, ContractError
+from copy_workers.engine import ChunkIncomplete, copy_chunk
+from copy_workers.runstate import RunStore, connect
+from copy_workers.s3copy import copy_item
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _store() -> RunStore:
+    return RunStore(connect(settings.redis_url), ttl_s=settings.run_ttl_s)
+
+
+@functools.cache
+def _clients() -> ClientFactory:
+    return ClientFactory(
+        max_pool_connections=settings.max_pool_connections, max_attempts=settings.max_attempts
+    )
+
+
+@app.task(
+    bind=True,
+    name=TASK_NAME,
+    autoretry_for=(ChunkIncomplete,),
+    max_retries=settings.chunk_retries,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
+def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+    """Copy one chunk of a run. Safe to run twice: already recorded keys are skipped."""
+    try:
+        message = ChunkMessage.from_wire(chunk)
+    except ContractError as exc:
+        log.error("rejected malformed chunk message", extra={"reason": str(exc)})
+        raise Reject(str(exc), requeue=False) from exc
+    final = self.request.retries >= (self.max_retries or 0)
+    client = _clients().s3()
+    with logs.bound(message.run_id, message.chunk_id):
+        result = copy_chunk(
+            message,
+            functools.partial(copy_item, client, message.job),
+            _store(),
+            settings,
+            final_attempt=final,
+        )
+    return result.to_wire()
