@@ -15,8 +15,9 @@ from typing import Any
 
 from airflow_plugin.compat import AirflowException, AirflowFailException, BaseOperator, S3Hook
 from copy_control.dispatch import producer_app
-from copy_control.request import CopyRequest, InvalidRequest
+from copy_control.request import CopyRequest, InvalidRequest, build_options
 from copy_control.runner import start_run, wait_for_run
+from copy_control.units import parse_size
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
@@ -51,6 +52,19 @@ class S3CrossAccountCopyOperator(BaseOperator):
     :param aws_conn_id: Airflow AWS connection used to list the source
     :param poll_interval: seconds between two readings of the run's progress
     :param timeout: seconds to wait for the run before the task fails (None: no limit)
+    :param overwrite: "always", "if-different" (skip objects already copied) or "never"
+    :param multipart_threshold: objects above this size (bytes or "256MiB") are copied in parts
+    :param part_size: part size for multipart copies (default: chosen by object size)
+    :param metadata_directive: "COPY" (keep the source's) or "REPLACE" (use ``metadata``)
+    :param metadata: user metadata for REPLACE
+    :param tagging: "copy", "none" or "replace" (use ``tags``)
+    :param tags: tags for "replace"
+    :param storage_class: destination storage class (default: the source's)
+    :param acl: canned ACL such as "bucket-owner-full-control" (default: none)
+    :param sse: "AES256" or "aws:kms" (default: the destination bucket's encryption)
+    :param sse_kms_key_id: the destination account's KMS key, with sse="aws:kms"
+    :param checksum_algorithm: "auto" (the source's), "CRC64NVME", "CRC32C", ... or "none"
+    :param verify: compare checksums or ETags of source and copy (default True)
     """
 
     template_fields: Sequence[str] = (
@@ -61,6 +75,11 @@ class S3CrossAccountCopyOperator(BaseOperator):
         "dest_key",
         "dest_prefix",
         "redis_url",
+        "overwrite",
+        "metadata",
+        "tags",
+        "storage_class",
+        "sse_kms_key_id",
     )
     ui_color = "#ff9900"
 
@@ -79,6 +98,19 @@ class S3CrossAccountCopyOperator(BaseOperator):
         aws_conn_id: str | None = "aws_default",
         poll_interval: float = 2.0,
         timeout: float | None = None,
+        overwrite: str = "always",
+        multipart_threshold: int | str = "256MiB",
+        part_size: int | str | None = None,
+        metadata_directive: str = "COPY",
+        metadata: dict[str, str] | None = None,
+        tagging: str = "copy",
+        tags: dict[str, str] | None = None,
+        storage_class: str | None = None,
+        acl: str | None = None,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        checksum_algorithm: str = "auto",
+        verify: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +126,19 @@ class S3CrossAccountCopyOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.overwrite = overwrite
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.metadata_directive = metadata_directive
+        self.metadata = metadata or {}
+        self.tagging = tagging
+        self.tags = tags or {}
+        self.storage_class = storage_class
+        self.acl = acl
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        self.checksum_algorithm = checksum_algorithm
+        self.verify = verify
 
     def build_request(self) -> CopyRequest:
         """The validated copy request; raises InvalidRequest with what to fix."""
@@ -106,6 +151,21 @@ class S3CrossAccountCopyOperator(BaseOperator):
             dest_prefix=self.dest_prefix,
             chunk_size=self.chunk_size,
             max_failures=self.max_failures,
+            options=build_options(
+                overwrite=self.overwrite,
+                multipart_threshold=parse_size(self.multipart_threshold, "multipart_threshold"),
+                part_size=parse_size(self.part_size, "part_size") if self.part_size else None,
+                metadata_directive=self.metadata_directive,
+                metadata=self.metadata,
+                tagging=self.tagging,
+                tags=self.tags,
+                storage_class=self.storage_class,
+                acl=self.acl,
+                sse=self.sse,
+                sse_kms_key_id=self.sse_kms_key_id,
+                checksum_algorithm=self.checksum_algorithm,
+                verify=self.verify,
+            ),
         )
 
     def execute(self, context: Any) -> dict[str, Any]:

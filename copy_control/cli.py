@@ -15,12 +15,23 @@ import uuid
 from collections.abc import Sequence
 
 from copy_control.dispatch import producer_app
-from copy_control.request import CopyRequest, InvalidRequest, check_run_id
+from copy_control.request import CopyRequest, InvalidRequest, build_options, check_run_id
 from copy_control.runner import RunTimeout, start_run, wait_for_run
 from copy_control.s3url import parse_s3_url
+from copy_control.units import parse_pairs, parse_size
 from copy_workers import logs
 from copy_workers.aws import ClientFactory
 from copy_workers.contract import RunStatus, RunSummary
+from copy_workers.options import (
+    CANNED_ACLS,
+    CHECKSUM_ALGORITHMS,
+    METADATA_DIRECTIVES,
+    OVERWRITE,
+    SSE,
+    STORAGE_CLASSES,
+    TAGGING,
+    CopyOptions,
+)
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
 
@@ -55,10 +66,101 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--run-id", default=None, help="name the run (repeat it to resume)")
     copy.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
     copy.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_copy_options(copy)
     commands.add_parser(
         "worker", help="start a copy worker (see `s3fanout worker --help`)", add_help=False
     )
     return parser
+
+
+def _add_copy_options(parser: argparse.ArgumentParser) -> None:
+    """Flags with the same names as the operator's arguments (see copy_workers.options)."""
+    group = parser.add_argument_group("how each object is copied")
+    group.add_argument(
+        "--overwrite",
+        choices=OVERWRITE,
+        default="always",
+        help="existing destination objects: always overwrite, skip if the same "
+        "object is there already (if-different), or never overwrite",
+    )
+    group.add_argument(
+        "--multipart-threshold",
+        default="256MiB",
+        help="objects larger than this are copied in parts (default 256MiB)",
+    )
+    group.add_argument("--part-size", default=None, help="part size (default: by object size)")
+    group.add_argument("--metadata-directive", choices=METADATA_DIRECTIVES, default="COPY")
+    group.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE",
+        help="user metadata for --metadata-directive REPLACE (repeatable)",
+    )
+    group.add_argument(
+        "--tagging",
+        choices=TAGGING,
+        default="copy",
+        help="copy the source's tags, set none, or replace them with --tag",
+    )
+    group.add_argument(
+        "--tag",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a tag for --tagging replace (repeatable)",
+    )
+    group.add_argument(
+        "--storage-class",
+        choices=STORAGE_CLASSES,
+        default=None,
+        help="destination storage class (default: the source's)",
+    )
+    group.add_argument(
+        "--acl",
+        choices=CANNED_ACLS,
+        default=None,
+        help="canned ACL (default: none, for buckets with ACLs disabled)",
+    )
+    group.add_argument(
+        "--sse",
+        choices=SSE,
+        default=None,
+        help="server-side encryption (default: the destination bucket's)",
+    )
+    group.add_argument(
+        "--sse-kms-key-id",
+        default=None,
+        help="KMS key of the destination account, with --sse aws:kms",
+    )
+    group.add_argument(
+        "--checksum-algorithm",
+        choices=CHECKSUM_ALGORITHMS,
+        default="auto",
+        help="checksum S3 computes for the copies (default auto: the source's)",
+    )
+    group.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="do not compare checksums/ETags of source and copy",
+    )
+
+
+def _options_from_args(args: argparse.Namespace) -> CopyOptions:
+    return build_options(
+        overwrite=args.overwrite,
+        multipart_threshold=parse_size(args.multipart_threshold, "--multipart-threshold"),
+        part_size=parse_size(args.part_size, "--part-size") if args.part_size else None,
+        metadata_directive=args.metadata_directive,
+        metadata=parse_pairs(args.metadata, "--metadata"),
+        tagging=args.tagging,
+        tags=parse_pairs(args.tag, "--tag"),
+        storage_class=args.storage_class,
+        acl=args.acl,
+        sse=args.sse,
+        sse_kms_key_id=args.sse_kms_key_id,
+        checksum_algorithm=args.checksum_algorithm,
+        verify=args.verify,
+    )
 
 
 def _add_redis_url(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +204,11 @@ def _copy(args: argparse.Namespace) -> int:
 def _request_from_args(args: argparse.Namespace) -> CopyRequest:
     source_bucket, source_key = parse_s3_url(args.source, "source")
     dest_bucket, dest_key = parse_s3_url(args.dest, "destination")
-    common = {"chunk_size": args.chunk_size, "max_failures": args.max_failures}
+    common = {
+        "chunk_size": args.chunk_size,
+        "max_failures": args.max_failures,
+        "options": _options_from_args(args),
+    }
     if args.recursive:
         return CopyRequest(
             source_bucket, dest_bucket, source_prefix=source_key, dest_prefix=dest_key, **common

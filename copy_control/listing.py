@@ -23,6 +23,7 @@ class ListedObject:
     key: str
     size: int
     etag: str | None
+    storage_class: str | None = None
 
 
 def list_pages(
@@ -36,7 +37,7 @@ def list_pages(
     try:
         for page in pages:
             yield [
-                ListedObject(obj["Key"], obj["Size"], obj.get("ETag"))
+                ListedObject(obj["Key"], obj["Size"], obj.get("ETag"), obj.get("StorageClass"))
                 for obj in page.get("Contents", [])
             ]
     except ClientError as exc:
@@ -49,7 +50,7 @@ def head_object(client: S3Client, bucket: str, key: str) -> ListedObject:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         raise _explain(exc, bucket, key) from exc
-    return ListedObject(key, head["ContentLength"], head.get("ETag"))
+    return ListedObject(key, head["ContentLength"], head.get("ETag"), head.get("StorageClass"))
 
 
 def _explain(exc: ClientError, bucket: str, key: str) -> Exception:

@@ -40,7 +40,8 @@ def plan_chunks(
     number = first_chunk
     for page in pages:
         for obj in page:
-            buffer.append(CopyItem(obj.key, dest_for(obj.key), obj.size, obj.etag))
+            item = CopyItem(obj.key, dest_for(obj.key), obj.size, obj.etag, obj.storage_class)
+            buffer.append(item)
             if len(buffer) == chunk_size:
                 yield PlannedChunk(str(number), tuple(buffer))
                 buffer, number = [], number + 1

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from copy_workers.contract import CopyJob
+from copy_workers.options import CopyOptions, InvalidOption
 
 MAX_CHUNK_SIZE = 10_000
 MAX_KEY_BYTES = 1024
@@ -38,6 +39,14 @@ def check_bucket_name(name: str, what: str) -> None:
         raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")
 
 
+def build_options(**values: Any) -> CopyOptions:
+    """CopyOptions from user input; a bad value becomes InvalidRequest (exit code 2)."""
+    try:
+        return CopyOptions(**values)
+    except InvalidOption as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 def check_run_id(run_id: str) -> None:
     if not _RUN_ID.match(run_id):
         raise InvalidRequest(
@@ -66,6 +75,7 @@ class CopyRequest:
     dest_prefix: str | None = None
     chunk_size: int = 500
     max_failures: int | None = 0
+    options: CopyOptions = field(default_factory=CopyOptions)
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")
@@ -120,7 +130,7 @@ class CopyRequest:
 
     def job(self) -> CopyJob:
         """The part of the request every chunk message carries."""
-        return CopyJob(source_bucket=self.source_bucket, dest_bucket=self.dest_bucket)
+        return CopyJob(self.source_bucket, self.dest_bucket, self.options)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the request, stored with the run."""
@@ -130,4 +140,5 @@ class CopyRequest:
             "recursive": self.is_prefix,
             "chunk_size": self.chunk_size,
             "max_failures": self.max_failures,
+            "options": self.options.to_wire(),
         }

@@ -12,9 +12,11 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from copy_workers.options import CopyOptions, InvalidOption
 
 SCHEMA_VERSION = 1
 TASK_NAME = "s3fanout.copy_chunk"
@@ -60,20 +62,24 @@ class CopyItem:
     dest_key: str
     size: int
     etag: str | None = None
+    storage_class: str | None = None
 
     def to_wire(self) -> list[Any]:
         # A list rather than a dict: chunks carry up to thousands of items.
-        return [self.source_key, self.dest_key, self.size, self.etag]
+        return [self.source_key, self.dest_key, self.size, self.etag, self.storage_class]
 
     @classmethod
     def from_wire(cls, raw: Sequence[Any]) -> CopyItem:
-        if not isinstance(raw, Sequence) or len(raw) != 4:
-            raise ContractError(f"a copy item is [source_key, dest_key, size, etag], got {raw!r}")
-        source_key, dest_key, size, etag = raw
+        if not isinstance(raw, Sequence) or len(raw) != 5:
+            raise ContractError(
+                f"a copy item is [source_key, dest_key, size, etag, storage_class], got {raw!r}"
+            )
+        source_key, dest_key, size, etag, storage_class = raw
         _expect(isinstance(source_key, str) and isinstance(dest_key, str), "keys must be strings")
         _expect(isinstance(size, int) and size >= 0, f"size must be a non-negative int: {size!r}")
         _expect(etag is None or isinstance(etag, str), f"etag must be a string: {etag!r}")
-        return cls(source_key, dest_key, size, etag)
+        _expect(storage_class is None or isinstance(storage_class, str), "bad storage class")
+        return cls(source_key, dest_key, size, etag, storage_class)
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,14 @@ class CopyJob:
 
     source_bucket: str
     dest_bucket: str
+    options: CopyOptions = field(default_factory=CopyOptions)
 
     def to_wire(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "source_bucket": self.source_bucket,
+            "dest_bucket": self.dest_bucket,
+            "options": self.options.to_wire(),
+        }
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> CopyJob:
@@ -98,7 +109,11 @@ class CopyJob:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(raw) - known
         _expect(not unknown, f"unknown copy job fields {sorted(unknown)}")
-        return cls(source_bucket=_str(raw, "source_bucket"), dest_bucket=_str(raw, "dest_bucket"))
+        try:
+            options = CopyOptions.from_wire(raw.get("options", {}))
+        except (InvalidOption, TypeError) as exc:
+            raise ContractError(f"bad copy options: {exc}") from exc
+        return cls(_str(raw, "source_bucket"), _str(raw, "dest_bucket"), options)
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,7 @@ class KeyOutcome:
     error_code: str | None = None
     message: str | None = None
     retryable: bool = False
+    verified: bool = False
 
     def failure_record(self) -> dict[str, Any]:
         """The line this key contributes to the failure report."""
@@ -190,6 +206,7 @@ class RunSummary:
     objects_failed: int
     bytes_copied: int
     retries: int
+    objects_verified: int
     duration_s: float
     objects_per_second: float
     bytes_per_second: float
@@ -232,6 +249,7 @@ def summarize(
         objects_failed=counts["objects_failed"],
         bytes_copied=counts["bytes_copied"],
         retries=counts["retries"],
+        objects_verified=counts["objects_verified"],
         duration_s=round(duration, 3),
         objects_per_second=_rate(counts["objects_copied"], duration),
         bytes_per_second=_rate(counts["bytes_copied"], duration),
@@ -248,6 +266,7 @@ _COUNTERS = (
     "objects_cancelled",
     "bytes_copied",
     "retries",
+    "objects_verified",
 )
 
 

@@ -15,17 +15,17 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from botocore.exceptions import ClientError
-
 from copy_workers.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcome, KeyStatus
 from copy_workers.errors import classify
 from copy_workers.logs import log_event
+from copy_workers.requests import RequestLog
 from copy_workers.runstate import Recorded, RunStore
+from copy_workers.s3copy import CopyReport
 from copy_workers.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-CopyFn = Callable[[CopyItem], int]
+CopyFn = Callable[[CopyItem, RequestLog], CopyReport]
 
 
 class ChunkIncomplete(Exception):
@@ -174,11 +174,11 @@ def _record_all(
 def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> KeyOutcome:
     if recorder.cancelling:  # seen at the last flush: start nothing new
         return KeyOutcome(index, item.source_key, KeyStatus.CANCELLED, attempts=0)
+    requests = RequestLog()
     try:
-        retries = copy(item)
+        report = copy(item, requests)
     except Exception as exc:  # every failure of one key becomes that key's outcome
         error = classify(exc)
-        retries = _retries_of(exc)
         if not error.retryable:
             log.warning("copy failed", extra={"key": item.source_key, "error_code": error.code})
         return KeyOutcome(
@@ -186,21 +186,21 @@ def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> 
             item.source_key,
             KeyStatus.FAILED,
             size=item.size,
-            retries=retries,
-            attempts=retries + 1,
+            retries=requests.retries,
+            attempts=requests.retries + 1,
             error_code=error.code,
             message=error.message,
             retryable=error.retryable,
         )
     return KeyOutcome(
-        index, item.source_key, KeyStatus.COPIED, item.size, retries=retries, attempts=retries + 1
+        index,
+        item.source_key,
+        report.status,
+        item.size,
+        retries=requests.retries,
+        attempts=requests.retries + 1,
+        verified=report.verified,
     )
-
-
-def _retries_of(exc: BaseException) -> int:
-    if isinstance(exc, ClientError):
-        return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-    return 0
 
 
 def _result(message: ChunkMessage, tally: _Tally) -> ChunkResult:

@@ -53,6 +53,24 @@ TRANSIENT_CODES = frozenset(_BOTOCORE_TRANSIENT) | {
 TRANSIENT_STATUS = frozenset(_BOTOCORE_STATUS) | {429}
 
 
+# What a user can do about the commonest permanent errors, appended to S3's own message.
+HINTS = {
+    "PreconditionFailed": "the source object changed after it was listed (its ETag no longer "
+    "matches); nothing was written for it — run the copy again to copy the new version",
+    "NoSuchKey": "the source object was deleted after it was listed",
+    "InvalidObjectState": "the source is archived (Glacier/Deep Archive): restore it first",
+    "EntityTooLarge": "the object is larger than S3 allows for this operation",
+}
+
+
+class CopyFailed(Exception):
+    """A failure found by the copier itself (a checksum mismatch, a denied tag read, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class ClassifiedError:
     """An error reduced to what the engine and the failure report need."""
@@ -67,8 +85,10 @@ class ClassifiedError:
         return self.kind is not ErrorKind.PERMANENT
 
 
-def classify(exc: BaseException) -> ClassifiedError:
+def classify(exc: BaseException) -> ClassifiedError:  # noqa: PLR0911 - one branch per kind
     """Classify any exception raised while copying a key."""
+    if isinstance(exc, CopyFailed):
+        return ClassifiedError(ErrorKind.PERMANENT, exc.code, _message(exc))
     if isinstance(exc, ClientError):
         return _classify_client_error(exc)
     if isinstance(exc, ConnectionError | HTTPClientError):
@@ -93,6 +113,8 @@ def _classify_client_error(exc: ClientError) -> ClassifiedError:
         kind = ErrorKind.TRANSIENT
     else:
         kind = ErrorKind.PERMANENT
+    if code in HINTS:
+        message = f"{message} ({HINTS[code]})"
     return ClassifiedError(kind, code, message, status)
 
 

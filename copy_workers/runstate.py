@@ -118,8 +118,8 @@ return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
 )
 
 # KEYS: run, dispatched, done, progress, failures, recorded(chunk).
-# ARGV: ttl, chunk_id, n_items, then 6 values per outcome:
-#   index, status, size, retries, error_code, failure json.
+# ARGV: ttl, chunk_id, n_items, then 7 values per outcome:
+#   index, status, size, retries, error_code, failure json, verified (0/1).
 # A key is counted only if its bit in the chunk's bitmap was not yet set.
 # Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
 _RECORD = (
@@ -128,12 +128,13 @@ _RECORD = (
 local run = KEYS[1]
 if redis.call('EXISTS', run) == 0 then return {{}, false} end
 local added = {}
-for i = 4, #ARGV, 6 do
+for i = 4, #ARGV, 7 do
   if redis.call('SETBIT', KEYS[6], tonumber(ARGV[i]), 1) == 0 then
-    added[#added + 1] = (i - 4) / 6 + 1
+    added[#added + 1] = (i - 4) / 7 + 1
     local status = ARGV[i + 1]
     redis.call('HINCRBY', run, 'objects_' .. status, 1)
     if status == 'copied' then redis.call('HINCRBY', run, 'bytes_copied', tonumber(ARGV[i + 2])) end
+    if ARGV[i + 6] == '1' then redis.call('HINCRBY', run, 'objects_verified', 1) end
     local retries = tonumber(ARGV[i + 3])
     if retries > 0 then redis.call('HINCRBY', run, 'retries', retries) end
     if status == 'failed' then
@@ -260,6 +261,7 @@ class RunStore:
                 outcome.retries,
                 outcome.error_code or "Unknown",
                 json.dumps(outcome.failure_record()) if failed else "",
+                int(outcome.verified),
             ]
         run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
         positions, status = self._record(keys=[*run_keys, keys.recorded(chunk_id)], args=args)

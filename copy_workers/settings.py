@@ -21,6 +21,7 @@ class WorkerSettings:
     keys_in_flight: int = 32
     max_pool_connections: int = 64
     max_attempts: int = 8
+    part_concurrency: int = 16
     chunk_retries: int = 3
     visibility_timeout_s: int = 6 * 3600
     run_ttl_s: int = 7 * 24 * 3600
@@ -28,7 +29,7 @@ class WorkerSettings:
     flush_every_keys: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("keys_in_flight", "max_pool_connections", "max_attempts"):
+        for name in ("keys_in_flight", "max_pool_connections", "max_attempts", "part_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_pool_connections < self.keys_in_flight:
@@ -51,6 +52,7 @@ class WorkerSettings:
                 max(defaults.max_pool_connections, keys_in_flight),
             ),
             max_attempts=_int(env, "S3FANOUT_MAX_ATTEMPTS", defaults.max_attempts),
+            part_concurrency=_int(env, "S3FANOUT_PART_CONCURRENCY", defaults.part_concurrency),
             chunk_retries=_int(env, "S3FANOUT_CHUNK_RETRIES", defaults.chunk_retries),
             visibility_timeout_s=_int(
                 env, "S3FANOUT_VISIBILITY_TIMEOUT_S", defaults.visibility_timeout_s

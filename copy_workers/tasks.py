@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Task
@@ -15,7 +16,7 @@ from copy_workers.celery_app import app, settings
 from copy_workers.contract import TASK_NAME, ChunkMessage, ContractError
 from copy_workers.engine import ChunkIncomplete, copy_chunk
 from copy_workers.runstate import RunStore, connect
-from copy_workers.s3copy import copy_item
+from copy_workers.s3copy import ObjectCopier
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ def _clients() -> ClientFactory:
     return ClientFactory(
         max_pool_connections=settings.max_pool_connections, max_attempts=settings.max_attempts
     )
+
+
+@functools.cache
+def _parts_pool() -> ThreadPoolExecutor:
+    """Parts of multipart copies, shared by every key of this process (bounded)."""
+    return ThreadPoolExecutor(settings.part_concurrency, thread_name_prefix="part")
 
 
 @app.task(
@@ -49,11 +56,11 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
         log.error("rejected malformed chunk message", extra={"reason": str(exc)})
         raise Reject(str(exc), requeue=False) from exc
     final = self.request.retries >= (self.max_retries or 0)
-    client = _clients().s3()
+    copier = ObjectCopier(_clients().s3(), message.job, _parts_pool())
     with logs.bound(message.run_id, message.chunk_id):
         result = copy_chunk(
             message,
-            functools.partial(copy_item, client, message.job),
+            copier.copy,
             _store(),
             settings,
             final_attempt=final,

@@ -227,7 +227,12 @@ def _free_port_pair() -> int:
 
 @contextlib.contextmanager
 def seaweed_server(workdir: Path, identities: dict | None = None) -> Iterator[str]:  # type: ignore[type-arg]
-    """SeaweedFS's S3 gateway (master, volume, filer and s3 in one process). Yields its URL."""
+    """SeaweedFS's S3 gateway (master, volume, filer and s3 in one process). Yields its URL.
+
+    Every bucket is a SeaweedFS collection with volumes of its own: small volumes and a high
+    volume count keep many test buckets from running out of writable volumes (which surfaces
+    as InternalError on writes). Volume files grow as written, so this costs no disk up front.
+    """
     import json
 
     binary = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
@@ -244,8 +249,8 @@ def seaweed_server(workdir: Path, identities: dict | None = None) -> Iterator[st
         "-filer",
         "-s3",
         f"-s3.config={config}",
-        "-master.volumeSizeLimitMB=256",
-        "-volume.max=100",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=2000",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]

@@ -10,7 +10,7 @@ import boto3
 import pytest
 import redis
 
-from devstack.servers import AWS_TEST_ENV, RedisServer, moto_server, redis_server
+from devstack.servers import AWS_TEST_ENV, RedisServer, moto_server, redis_server, seaweed_server
 
 for _name, _value in AWS_TEST_ENV.items():
     os.environ.setdefault(_name, _value)
@@ -36,6 +36,18 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def s3(s3_endpoint: str):
     return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """SeaweedFS's S3 gateway: fast, and it enforces CopySourceIfMatch and signatures."""
+    with seaweed_server(tmp_path_factory.mktemp("seaweed")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sw_s3(seaweed: str):
+    return boto3.client("s3", endpoint_url=seaweed, region_name="us-east-1")
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ import ast
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from copy_workers import contract
+from copy_workers import contract, options
 from copy_workers.contract import (
     ChunkMessage,
     ContractError,
@@ -43,7 +44,10 @@ def test_chunk_message_survives_a_json_round_trip() -> None:
         (lambda w: w.update(schema=99), "unsupported chunk schema"),
         (lambda w: w.update(run_id=""), "run_id must be a non-empty string"),
         (lambda w: w.update(items="nope"), "chunk items must be a list"),
-        (lambda w: w["items"].append(["k", "d", -1, None]), "size must be a non-negative int"),
+        (
+            lambda w: w["items"].append(["k", "d", -1, None, None]),
+            "size must be a non-negative int",
+        ),
         (lambda w: w["items"].append(["k", "d"]), "a copy item is"),
         (lambda w: w["job"].update(surprise=1), "unknown copy job fields"),
     ],
@@ -96,6 +100,7 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "objects_failed",
         "bytes_copied",
         "retries",
+        "objects_verified",
         "duration_s",
         "objects_per_second",
         "bytes_per_second",
@@ -118,13 +123,17 @@ def test_every_key_of_a_run_shares_one_cluster_hash_tag() -> None:
     assert len(set(names)) == len(names)
 
 
-def test_contract_imports_only_the_standard_library() -> None:
-    assert contract.__file__ is not None
-    tree = ast.parse(Path(contract.__file__).read_text())
-    imported = set()
+@pytest.mark.parametrize("module", [contract, options])
+def test_contract_imports_only_the_standard_library(module: ModuleType) -> None:
+    assert module.__file__ is not None
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
+            imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            imported.add(node.module.split(".")[0])
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+            imported.add(node.module)
+    first_party = {name for name in imported if name.split(".")[0] == "copy_workers"}
+    assert first_party <= {"copy_workers.options"}  # itself checked by this test
+    third_party = {name.split(".")[0] for name in imported - first_party}
+    assert third_party <= set(sys.stdlib_module_names) | {"__future__"}

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from copy_workers.contract import ChunkMessage, CopyItem, CopyJob
+from copy_workers.contract import ChunkMessage, CopyItem, CopyJob, KeyStatus
 from copy_workers.engine import ChunkIncomplete, copy_chunk
+from copy_workers.requests import RequestLog
 from copy_workers.runstate import RunStore, connect
-from copy_workers.s3copy import copy_item
+from copy_workers.s3copy import CopyReport, ObjectCopier
 from copy_workers.settings import WorkerSettings
 from devstack.servers import RedisServer
 from tests.fakes import client_error
@@ -55,7 +56,7 @@ def _chunk(s3, store: RunStore, n: int, missing: int | None = None) -> ChunkMess
 
 
 def _copier(s3, message: ChunkMessage):
-    return functools.partial(copy_item, s3, message.job)
+    return ObjectCopier(s3, message.job, ThreadPoolExecutor(4)).copy
 
 
 def test_copies_every_key_and_records_each_once(s3, store: RunStore) -> None:
@@ -81,9 +82,9 @@ def test_a_redelivered_chunk_copies_and_counts_nothing_again(s3, store: RunStore
     copy_chunk(message, _copier(s3, message), store, SETTINGS)
     calls = []
 
-    def counting(item: CopyItem) -> int:
+    def counting(item: CopyItem, requests: RequestLog) -> CopyReport:
         calls.append(item)
-        return 0
+        return CopyReport(KeyStatus.COPIED)
 
     again = copy_chunk(message, counting, store, SETTINGS)
     assert calls == []
@@ -102,10 +103,10 @@ def test_a_missing_source_is_one_failed_key_with_its_reason(s3, store: RunStore)
 
 
 def _flaky(fail_keys: set[str]):
-    def copy(item: CopyItem) -> int:
+    def copy(item: CopyItem, requests: RequestLog) -> CopyReport:
         if item.source_key in fail_keys:
             raise client_error("InternalError", 500, message="try again")
-        return 0
+        return CopyReport(KeyStatus.COPIED)
 
     return copy
 
@@ -138,13 +139,13 @@ def test_cancel_mid_chunk_stops_after_the_keys_in_flight(s3, store: RunStore) ->
     copied: list[str] = []
     lock = threading.Lock()
 
-    def copy(item: CopyItem) -> int:
+    def copy(item: CopyItem, requests: RequestLog) -> CopyReport:
         with lock:
             copied.append(item.source_key)
             if len(copied) == 5:
                 store.request_cancel(message.run_id)
         time.sleep(0.01)
-        return 0
+        return CopyReport(KeyStatus.COPIED)
 
     settings = WorkerSettings(keys_in_flight=2, max_pool_connections=2, flush_every_keys=1)
     result = copy_chunk(message, copy, store, settings)

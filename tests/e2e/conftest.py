@@ -6,27 +6,9 @@ import contextlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import pytest
 
-from devstack.servers import RedisServer, Worker, seaweed_server, worker_process
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with seaweed_server(tmp_path_factory.mktemp("seaweed")) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def sw_s3(seaweed: str):
-    return boto3.client(
-        "s3",
-        endpoint_url=seaweed,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+from devstack.servers import RedisServer, Worker, worker_process
 
 
 @pytest.fixture(scope="module")

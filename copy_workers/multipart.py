@@ -1,0 +1,140 @@
+"""Multipart copy: UploadPartCopy for objects above the multipart threshold.
+
+Each part is one UploadPartCopy with ``CopySourceIfMatch`` set to the source's ETag, so a
+source replaced mid-copy fails that part (PreconditionFailed) instead of yielding an object
+made of two versions. The upload is aborted on any failure, after the parts still in flight
+have finished, so no billable orphan is left behind. (A worker killed outright cannot abort:
+a bucket lifecycle rule AbortIncompleteMultipartUpload is the safety net; see deploy/iam.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from copy_workers.contract import CopyItem, CopyJob
+from copy_workers.parts import Part, plan_parts
+from copy_workers.properties import copy_source
+from copy_workers.requests import RequestLog
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CopiedPart:
+    """What UploadPartCopy returned for one part."""
+
+    number: int
+    size: int
+    etag: str
+    checksum: str | None
+
+    def for_complete(self, algorithm: str | None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"PartNumber": self.number, "ETag": self.etag}
+        if algorithm and self.checksum:
+            entry[f"Checksum{algorithm}"] = self.checksum
+        return entry
+
+
+@dataclass(frozen=True)
+class MultipartResult:
+    """The completed upload: its ETag and the parts' checksums (for verification)."""
+
+    etag: str
+    parts: tuple[CopiedPart, ...]
+    algorithm: str | None
+
+
+def copy_multipart(
+    client: S3Client,
+    job: CopyJob,
+    item: CopyItem,
+    *,
+    create_params: Mapping[str, Any],
+    source_etag: str,
+    pool: Executor,
+    requests: RequestLog,
+) -> MultipartResult:
+    """Copy ``item`` in parts on ``pool``; abort the upload if anything fails."""
+    algorithm = create_params.get("ChecksumAlgorithm")
+    upload = requests.call(client.create_multipart_upload, **create_params)
+    upload_id = upload["UploadId"]
+    parts = plan_parts(item.size, job.options.part_size)
+    futures: list[Future[CopiedPart]] = [
+        pool.submit(
+            _copy_part,
+            client,
+            job,
+            item,
+            upload_id=upload_id,
+            part=part,
+            source_etag=source_etag,
+            requests=requests,
+        )
+        for part in parts
+    ]
+    try:
+        copied = _results_in_order(futures)
+        done = requests.call(
+            client.complete_multipart_upload,
+            Bucket=job.dest_bucket,
+            Key=item.dest_key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [p.for_complete(algorithm) for p in copied]},
+        )
+    except BaseException:
+        _abort(client, job, item, upload_id, futures)
+        raise
+    return MultipartResult(done["ETag"], tuple(copied), algorithm)
+
+
+def _copy_part(
+    client: S3Client,
+    job: CopyJob,
+    item: CopyItem,
+    *,
+    upload_id: str,
+    part: Part,
+    source_etag: str,
+    requests: RequestLog,
+) -> CopiedPart:
+    response = requests.call(
+        client.upload_part_copy,
+        Bucket=job.dest_bucket,
+        Key=item.dest_key,
+        UploadId=upload_id,
+        PartNumber=part.number,
+        CopySource=copy_source(job, item),
+        CopySourceRange=part.copy_source_range,
+        CopySourceIfMatch=source_etag,
+    )
+    result = response["CopyPartResult"]
+    checksum = next((v for k, v in result.items() if k.startswith("Checksum")), None)
+    return CopiedPart(part.number, part.size, result["ETag"], checksum)
+
+
+def _results_in_order(futures: Sequence[Future[CopiedPart]]) -> list[CopiedPart]:
+    # Fail fast: the first failed part stops the wait; the rest are cancelled in _abort.
+    done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+    for future in done:
+        if future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+    return [future.result() for future in futures]
+
+
+def _abort(
+    client: S3Client, job: CopyJob, item: CopyItem, upload_id: str, futures: list[Future[Any]]
+) -> None:
+    for future in futures:
+        future.cancel()
+    wait(futures)  # parts still copying would otherwise land after the abort
+    try:
+        client.abort_multipart_upload(Bucket=job.dest_bucket, Key=item.dest_key, UploadId=upload_id)
+    except Exception:  # the original error matters more; the lifecycle rule cleans up
+        log.exception("could not abort multipart upload", extra={"key": item.dest_key})
