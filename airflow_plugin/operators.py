@@ -18,6 +18,7 @@ from copy_control.dispatch import producer_app
 from copy_control.request import CopyRequest, InvalidRequest, build_options
 from copy_control.runner import start_run, wait_for_run
 from copy_control.units import parse_size
+from copy_workers.aws import ClientFactory
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
@@ -65,6 +66,12 @@ class S3CrossAccountCopyOperator(BaseOperator):
     :param sse_kms_key_id: the destination account's KMS key, with sse="aws:kms"
     :param checksum_algorithm: "auto" (the source's), "CRC64NVME", "CRC32C", ... or "none"
     :param verify: compare checksums or ETags of source and copy (default True)
+    :param source_role_arn: role the workers assume to read the source (the operator lists
+        with it too, from the ``aws_conn_id`` connection's credentials)
+    :param dest_role_arn: role the workers assume to write the destination
+    :param external_id: sts:ExternalId the roles' trust policies require
+    :param session_duration: seconds per STS session; renewed before they expire
+    :param copy_mode: "server_side", "stream" or "auto"
     """
 
     template_fields: Sequence[str] = (
@@ -80,6 +87,10 @@ class S3CrossAccountCopyOperator(BaseOperator):
         "tags",
         "storage_class",
         "sse_kms_key_id",
+        "source_role_arn",
+        "dest_role_arn",
+        "external_id",
+        "copy_mode",
     )
     ui_color = "#ff9900"
 
@@ -111,6 +122,11 @@ class S3CrossAccountCopyOperator(BaseOperator):
         sse_kms_key_id: str | None = None,
         checksum_algorithm: str = "auto",
         verify: bool = True,
+        source_role_arn: str | None = None,
+        dest_role_arn: str | None = None,
+        external_id: str | None = None,
+        session_duration: int = 3600,
+        copy_mode: str = "server_side",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -139,6 +155,11 @@ class S3CrossAccountCopyOperator(BaseOperator):
         self.sse_kms_key_id = sse_kms_key_id
         self.checksum_algorithm = checksum_algorithm
         self.verify = verify
+        self.source_role_arn = source_role_arn
+        self.dest_role_arn = dest_role_arn
+        self.external_id = external_id
+        self.session_duration = session_duration
+        self.copy_mode = copy_mode
 
     def build_request(self) -> CopyRequest:
         """The validated copy request; raises InvalidRequest with what to fix."""
@@ -166,6 +187,11 @@ class S3CrossAccountCopyOperator(BaseOperator):
                 checksum_algorithm=self.checksum_algorithm,
                 verify=self.verify,
             ),
+            source_role_arn=self.source_role_arn or None,
+            dest_role_arn=self.dest_role_arn or None,
+            external_id=self.external_id or None,
+            session_duration_s=self.session_duration,
+            copy_mode=self.copy_mode,
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -173,7 +199,7 @@ class S3CrossAccountCopyOperator(BaseOperator):
         store = RunStore(connect(self.redis_url))
         try:
             request = self.build_request()
-            s3 = S3Hook(aws_conn_id=self.aws_conn_id).get_conn()
+            s3 = self._listing_client(request, run_id)
             report = start_run(request, run_id, s3, store, producer_app(self.redis_url))
         except InvalidRequest as exc:
             # Bad input does not get better with a retry.
@@ -189,6 +215,18 @@ class S3CrossAccountCopyOperator(BaseOperator):
             on_progress=_ProgressLog(self.log),
         )
         return self.report(summary)
+
+    def _listing_client(self, request: CopyRequest, run_id: str) -> Any:
+        """S3 client for listing: the connection's, or the source role assumed from it."""
+        hook = S3Hook(aws_conn_id=self.aws_conn_id)
+        if request.source_role_arn is None:
+            return hook.get_conn()
+        factory = ClientFactory(
+            base_session=hook.get_session(),
+            endpoint_url=hook.conn_config.endpoint_url,
+            region_name=hook.conn_region_name,
+        )
+        return factory.s3(request.listing_identity(run_id))
 
     def report(self, summary: RunSummary) -> dict[str, Any]:
         """Log the metrics line, fail the task if the run failed, return the XCom summary."""

@@ -21,7 +21,7 @@ from copy_control.s3url import parse_s3_url
 from copy_control.units import parse_pairs, parse_size
 from copy_workers import logs
 from copy_workers.aws import ClientFactory
-from copy_workers.contract import RunStatus, RunSummary
+from copy_workers.contract import COPY_MODES, RunStatus, RunSummary
 from copy_workers.options import (
     CANNED_ACLS,
     CHECKSUM_ALGORITHMS,
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
     copy.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     _add_copy_options(copy)
+    _add_role_options(copy)
     commands.add_parser(
         "worker", help="start a copy worker (see `s3fanout worker --help`)", add_help=False
     )
@@ -145,6 +146,33 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_role_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cross-account roles (assumed through STS; no stored keys)")
+    group.add_argument(
+        "--source-role-arn", default=None, help="role that reads the source (and lists it)"
+    )
+    group.add_argument(
+        "--dest-role-arn",
+        default=None,
+        help="role that writes the destination (signs server-side copies)",
+    )
+    group.add_argument("--external-id", default=None, help="sts:ExternalId for both roles")
+    group.add_argument(
+        "--session-duration",
+        type=int,
+        default=3600,
+        help="seconds per STS session; renewed before expiry (default 3600)",
+    )
+    group.add_argument(
+        "--copy-mode",
+        choices=COPY_MODES,
+        default="server_side",
+        help="server_side: one principal copies inside S3; stream: the source "
+        "role reads and the destination role writes; auto: server-side, "
+        "streaming a key when its server-side copy is denied",
+    )
+
+
 def _options_from_args(args: argparse.Namespace) -> CopyOptions:
     return build_options(
         overwrite=args.overwrite,
@@ -188,7 +216,8 @@ def _copy(args: argparse.Namespace) -> int:
     request = _request_from_args(args)
     run_id = args.run_id or f"cli-{uuid.uuid4().hex[:16]}"
     check_run_id(run_id)
-    s3 = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region).s3()
+    factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
+    s3 = factory.s3(request.listing_identity(run_id))
     store = RunStore(connect(args.redis_url))
     with logs.bound(run_id):
         start_run(request, run_id, s3, store, producer_app(args.redis_url))
@@ -208,6 +237,11 @@ def _request_from_args(args: argparse.Namespace) -> CopyRequest:
         "chunk_size": args.chunk_size,
         "max_failures": args.max_failures,
         "options": _options_from_args(args),
+        "source_role_arn": args.source_role_arn,
+        "dest_role_arn": args.dest_role_arn,
+        "external_id": args.external_id,
+        "session_duration_s": args.session_duration,
+        "copy_mode": args.copy_mode,
     }
     if args.recursive:
         return CopyRequest(

@@ -56,6 +56,8 @@ def head_object(client: S3Client, bucket: str, key: str) -> ListedObject:
 def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
     """Turn the errors a user can fix into InvalidRequest; keep the rest as they are."""
     code = str(exc.response.get("Error", {}).get("Code", ""))
+    if exc.operation_name == "AssumeRole":
+        return InvalidRequest(f"could not assume the source role to list the source: {exc}")
     if code in ("NoSuchBucket",):
         return InvalidRequest(f"source bucket {bucket!r} does not exist (or is in another region)")
     if code in ("NoSuchKey", "404", "NotFound"):

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from copy_workers.contract import CopyJob
+from copy_workers.aws import Identity
+from copy_workers.contract import COPY_MODES, CopyJob
 from copy_workers.options import CopyOptions, InvalidOption
 
 MAX_CHUNK_SIZE = 10_000
@@ -15,6 +16,9 @@ MAX_KEY_BYTES = 1024
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
 class InvalidRequest(ValueError):
@@ -47,6 +51,11 @@ def build_options(**values: Any) -> CopyOptions:
         raise InvalidRequest(str(exc)) from None
 
 
+def session_name(run_id: str) -> str:
+    """The STS session name: carries the run id, so CloudTrail shows which run did what."""
+    return _SESSION_NAME_UNSAFE.sub("-", f"s3fanout-{run_id}")[:64]
+
+
 def check_run_id(run_id: str) -> None:
     if not _RUN_ID.match(run_id):
         raise InvalidRequest(
@@ -76,6 +85,11 @@ class CopyRequest:
     chunk_size: int = 500
     max_failures: int | None = 0
     options: CopyOptions = field(default_factory=CopyOptions)
+    source_role_arn: str | None = None
+    dest_role_arn: str | None = None
+    external_id: str | None = None
+    session_duration_s: int = 3600
+    copy_mode: str = "server_side"
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")
@@ -89,6 +103,34 @@ class CopyRequest:
         if self.max_failures is not None and self.max_failures < 0:
             raise InvalidRequest(
                 f"max_failures must be 0 or more (or None for no limit), got {self.max_failures}"
+            )
+        self._check_roles()
+
+    def _check_roles(self) -> None:
+        for name in ("source_role_arn", "dest_role_arn"):
+            arn = getattr(self, name)
+            if arn is not None and not _ROLE_ARN.match(arn):
+                raise InvalidRequest(
+                    f"{name} {arn!r} is not an IAM role ARN: write arn:aws:iam::ACCOUNT:role/NAME"
+                )
+        if self.external_id is not None and not _EXTERNAL_ID.match(self.external_id):
+            raise InvalidRequest(
+                "external_id must be 2 to 1,224 letters, digits or any of _+=,.@:/-"
+            )
+        if self.external_id is not None and not (self.source_role_arn or self.dest_role_arn):
+            raise InvalidRequest("external_id is only used when assuming a role: give a role ARN")
+        if not 900 <= self.session_duration_s <= 43_200:
+            raise InvalidRequest(
+                f"session_duration must be 900 to 43,200 seconds, got {self.session_duration_s}"
+            )
+        if self.copy_mode not in COPY_MODES:
+            raise InvalidRequest(
+                f"copy_mode must be one of {', '.join(COPY_MODES)}; got {self.copy_mode!r}"
+            )
+        if self.copy_mode != "server_side" and not (self.source_role_arn and self.dest_role_arn):
+            raise InvalidRequest(
+                f"copy_mode {self.copy_mode!r} reads with the source role and writes with the "
+                "destination role: give both source_role_arn and dest_role_arn"
             )
 
     def _check_source(self) -> None:
@@ -128,9 +170,27 @@ class CopyRequest:
             return self.dest_prefix + source_key.rsplit("/", 1)[-1]
         return source_key
 
-    def job(self) -> CopyJob:
+    def job(self, run_id: str) -> CopyJob:
         """The part of the request every chunk message carries."""
-        return CopyJob(self.source_bucket, self.dest_bucket, self.options)
+        return CopyJob(
+            self.source_bucket,
+            self.dest_bucket,
+            self.options,
+            source_role_arn=self.source_role_arn,
+            dest_role_arn=self.dest_role_arn,
+            external_id=self.external_id,
+            role_session_name=session_name(run_id),
+            session_duration_s=self.session_duration_s,
+            copy_mode=self.copy_mode,
+        )
+
+    def listing_identity(self, run_id: str) -> Identity:
+        """Who lists the source: the source role when one is given."""
+        if self.source_role_arn is None:
+            return Identity()
+        return Identity(
+            self.source_role_arn, self.external_id, session_name(run_id), self.session_duration_s
+        )
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the request, stored with the run."""
@@ -141,4 +201,7 @@ class CopyRequest:
             "chunk_size": self.chunk_size,
             "max_failures": self.max_failures,
             "options": self.options.to_wire(),
+            "source_role_arn": self.source_role_arn,
+            "dest_role_arn": self.dest_role_arn,
+            "copy_mode": self.copy_mode,
         }

@@ -61,7 +61,7 @@ def start_run(
     status = store.create_run(run_id, request.describe(), request.max_failures)
     if RunStatus(status).is_final or existing.get("listing_done") == "1":
         return DispatchReport(run_id, status, 0, resumed=bool(existing))
-    dispatcher = Dispatcher(app, store, run_id, request.job())
+    dispatcher = Dispatcher(app, store, run_id, request.job(run_id))
     first_chunk = int(existing.get("next_chunk", 0))
     sent = 0
     chunks = plan_chunks(

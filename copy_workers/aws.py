@@ -1,24 +1,112 @@
-"""S3 clients: the one place that builds them and decides whose credentials they carry.
+"""Credentials and S3 clients: the one place that decides whose credentials a request carries.
 
-One client per identity per process, shared by all threads (botocore clients are thread-safe),
-so connections are reused across keys and chunks. Endpoint, region and the base credentials
-come from boto3's standard configuration (environment, config files, IRSA, instance profile).
+The base identity is whatever boto3's default chain finds (environment, IRSA web identity,
+instance profile). Roles are assumed from it with botocore's own AssumeRoleCredentialFetcher
+and refreshing credentials, so a run of many hours renews its sessions before they expire.
+Credentials never leave this process: messages carry role ARNs only.
+
+One client per identity per process, shared by every thread (botocore clients are
+thread-safe), so connections are reused across keys and chunks.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import TYPE_CHECKING, Literal
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    DeferredRefreshableCredentials,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_S = 3600
+MAX_CLIENTS = 32
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose credentials a client carries: the process's own, or an assumed role."""
+
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str = "s3fanout"
+    duration_s: int = DEFAULT_SESSION_S
+
+    def describe(self) -> str:
+        return self.role_arn or "the worker's own identity (no role assumed)"
+
+
+class _AssumedRole(CredentialProvider):
+    """Hands botocore the refreshing credentials of one assumed role."""
+
+    METHOD = "s3fanout-assume-role"
+    CANONICAL_NAME = "s3fanout-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def assumed_role_session(
+    base: boto3.Session, identity: Identity, refresh_margin_s: int | None = None
+) -> boto3.Session:
+    """A boto3 session whose credentials come from assuming ``identity.role_arn`` from ``base``.
+
+    ``refresh_margin_s`` renews the credentials that long before they expire (botocore's
+    default: 15 minutes, and at the latest 10).
+    """
+    assert identity.role_arn is not None
+    extra: dict[str, Any] = {
+        "RoleSessionName": identity.session_name,
+        "DurationSeconds": identity.duration_s,
+    }
+    if identity.external_id:
+        extra["ExternalId"] = identity.external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=base.client,
+        source_credentials=base.get_credentials(),
+        role_arn=identity.role_arn,
+        extra_args=extra,
+    )
+
+    def fetch() -> dict[str, Any]:
+        fetched: dict[str, Any] = fetcher.fetch_credentials()
+        log.info(
+            "assumed role",
+            extra={
+                "role_arn": identity.role_arn,
+                "session_name": identity.session_name,
+                "expires": str(fetched.get("expiry_time")),
+            },
+        )
+        return fetched
+
+    credentials = DeferredRefreshableCredentials(method="assume-role", refresh_using=fetch)
+    if refresh_margin_s is not None:
+        # botocore's refresh margins are class attributes; an instance may override them.
+        credentials._advisory_refresh_timeout = refresh_margin_s  # type: ignore[attr-defined]
+        credentials._mandatory_refresh_timeout = max(refresh_margin_s - 1, 0)  # type: ignore[attr-defined]
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before("env", _AssumedRole(credentials))
+    return boto3.Session(botocore_session=core, region_name=base.region_name)
+
 
 class ClientFactory:
-    """Builds and caches S3 clients for this process."""
+    """Builds and caches S3 clients for this process, one per identity."""
 
     def __init__(
         self,
@@ -29,9 +117,9 @@ class ClientFactory:
         read_timeout_s: int = 120,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        base_session: boto3.Session | None = None,
+        refresh_margin_s: int | None = None,
     ) -> None:
-        self._endpoint_url = endpoint_url
-        self._region_name = region_name
         self._config = Config(
             max_pool_connections=max_pool_connections,
             retries={"mode": retry_mode, "total_max_attempts": max_attempts},
@@ -39,15 +127,44 @@ class ClientFactory:
             read_timeout=read_timeout_s,
             tcp_keepalive=True,
         )
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._base = base_session
+        self._refresh_margin_s = refresh_margin_s
         self._lock = threading.Lock()
-        self._clients: dict[str, S3Client] = {}
+        self._clients: OrderedDict[Identity, S3Client] = OrderedDict()
+        self._base_principal: str | None = None
 
-    def s3(self) -> S3Client:
-        """The client for the worker's own identity."""
+    def s3(self, identity: Identity | None = None) -> S3Client:
+        """The client for ``identity`` (default: this process's own identity)."""
+        identity = identity or Identity()
         with self._lock:
-            client = self._clients.get("base")
+            client = self._clients.get(identity)
             if client is None:
-                session = boto3.session.Session(region_name=self._region_name)
-                client = session.client("s3", config=self._config, endpoint_url=self._endpoint_url)
-                self._clients["base"] = client
+                client = self._session(identity).client(
+                    "s3", config=self._config, endpoint_url=self._endpoint_url
+                )
+                self._clients[identity] = client
+                if len(self._clients) > MAX_CLIENTS:  # one per role and run: keep it bounded
+                    self._clients.popitem(last=False)
+            self._clients.move_to_end(identity)
             return client
+
+    def principal(self, identity: Identity | None = None) -> str:
+        """Who ``identity`` is, for messages: the role ARN, or the caller identity's ARN."""
+        identity = identity or Identity()
+        if identity.role_arn:
+            return identity.role_arn
+        if self._base_principal is None:
+            try:
+                sts = self._session(identity).client("sts", config=self._config)
+                self._base_principal = str(sts.get_caller_identity()["Arn"])
+            except Exception:  # only ever used to word an error message
+                self._base_principal = "the worker's own identity"
+        return self._base_principal
+
+    def _session(self, identity: Identity) -> boto3.Session:
+        base = self._base or boto3.Session(region_name=self._region_name)
+        if identity.role_arn is None:
+            return base
+        return assumed_role_session(base, identity, self._refresh_margin_s)

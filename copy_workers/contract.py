@@ -82,26 +82,49 @@ class CopyItem:
         return cls(source_key, dest_key, size, etag, storage_class)
 
 
+COPY_MODES = ("server_side", "stream", "auto")
+
+
 @dataclass(frozen=True)
 class CopyJob:
-    """What every chunk of a run shares: the buckets and the copy options.
+    """What every chunk of a run shares: buckets, roles, copy mode and copy options.
 
-    Only names and non-secret options travel here. Credentials never do: each worker
-    assumes the roles itself. The S3 endpoint is not part of the job either: a worker
-    talks to the endpoint its own configuration names, so a message can never send the
-    worker's signed requests (and session token) to a host of the sender's choosing.
+    Only names and non-secret options travel here. Credentials never do: each worker assumes
+    the roles itself. The S3 endpoint is not part of the job either: a worker talks to the
+    endpoint its own configuration names, so a message can never send the worker's signed
+    requests (and session token) to a host of the sender's choosing.
     """
 
     source_bucket: str
     dest_bucket: str
     options: CopyOptions = field(default_factory=CopyOptions)
+    source_role_arn: str | None = None
+    dest_role_arn: str | None = None
+    external_id: str | None = None
+    role_session_name: str = "s3fanout"
+    session_duration_s: int = 3600
+    copy_mode: str = "server_side"
+
+    def __post_init__(self) -> None:
+        for name in ("source_bucket", "dest_bucket", "role_session_name"):
+            value = getattr(self, name)
+            _expect(isinstance(value, str) and value != "", f"{name} must be a non-empty string")
+        for name in ("source_role_arn", "dest_role_arn", "external_id"):
+            value = getattr(self, name)
+            _expect(value is None or isinstance(value, str), f"{name} must be a string")
+        _expect(isinstance(self.session_duration_s, int), "session_duration_s must be an int")
+        _expect(self.copy_mode in COPY_MODES, f"copy_mode must be one of {COPY_MODES}")
+        if self.copy_mode != "server_side":
+            _expect(
+                bool(self.source_role_arn and self.dest_role_arn),
+                f"copy_mode {self.copy_mode!r} reads with the source role and writes with the "
+                "destination role: give both source_role_arn and dest_role_arn",
+            )
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "source_bucket": self.source_bucket,
-            "dest_bucket": self.dest_bucket,
-            "options": self.options.to_wire(),
-        }
+        wire = dataclasses.asdict(self)
+        wire["options"] = self.options.to_wire()
+        return wire
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> CopyJob:
@@ -111,9 +134,9 @@ class CopyJob:
         _expect(not unknown, f"unknown copy job fields {sorted(unknown)}")
         try:
             options = CopyOptions.from_wire(raw.get("options", {}))
+            return cls(**{**raw, "options": options})
         except (InvalidOption, TypeError) as exc:
-            raise ContractError(f"bad copy options: {exc}") from exc
-        return cls(_str(raw, "source_bucket"), _str(raw, "dest_bucket"), options)
+            raise ContractError(f"bad copy job: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -164,6 +187,13 @@ class KeyOutcome:
     message: str | None = None
     retryable: bool = False
     verified: bool = False
+    streamed: bool = False
+
+    @property
+    def extra_counters(self) -> tuple[str, ...]:
+        """Run counters this outcome adds to, besides its status."""
+        names = ("objects_verified",) if self.verified else ()
+        return names + (("objects_streamed",) if self.streamed else ())
 
     def failure_record(self) -> dict[str, Any]:
         """The line this key contributes to the failure report."""
@@ -207,6 +237,7 @@ class RunSummary:
     bytes_copied: int
     retries: int
     objects_verified: int
+    objects_streamed: int
     duration_s: float
     objects_per_second: float
     bytes_per_second: float
@@ -250,6 +281,7 @@ def summarize(
         bytes_copied=counts["bytes_copied"],
         retries=counts["retries"],
         objects_verified=counts["objects_verified"],
+        objects_streamed=counts["objects_streamed"],
         duration_s=round(duration, 3),
         objects_per_second=_rate(counts["objects_copied"], duration),
         bytes_per_second=_rate(counts["bytes_copied"], duration),
@@ -267,6 +299,7 @@ _COUNTERS = (
     "bytes_copied",
     "retries",
     "objects_verified",
+    "objects_streamed",
 )
 
 

@@ -200,6 +200,7 @@ def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> 
         retries=requests.retries,
         attempts=requests.retries + 1,
         verified=report.verified,
+        streamed=report.streamed,
     )
 
 

@@ -19,6 +19,8 @@ from copy_workers.contract import CopyItem, CopyJob
 from copy_workers.parts import Part, plan_parts
 from copy_workers.properties import copy_source
 from copy_workers.requests import RequestLog
+from copy_workers.sides import Side
+from copy_workers.verify import combine_part_crcs
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -50,9 +52,14 @@ class MultipartResult:
     parts: tuple[CopiedPart, ...]
     algorithm: str | None
 
+    @property
+    def crc(self) -> str | None:
+        """The full-object CRC combined from the part CRCs S3 returned, if it returned them."""
+        return combine_part_crcs(self.algorithm, [(p.checksum or "", p.size) for p in self.parts])
+
 
 def copy_multipart(
-    client: S3Client,
+    side: Side,
     job: CopyJob,
     item: CopyItem,
     *,
@@ -62,14 +69,23 @@ def copy_multipart(
     requests: RequestLog,
 ) -> MultipartResult:
     """Copy ``item`` in parts on ``pool``; abort the upload if anything fails."""
+    client = side.client
     algorithm = create_params.get("ChecksumAlgorithm")
-    upload = requests.call(client.create_multipart_upload, **create_params)
+    upload = side.call(
+        requests,
+        client.create_multipart_upload,
+        action="s3:PutObject",
+        side="destination",
+        bucket=job.dest_bucket,
+        key=item.dest_key,
+        **create_params,
+    )
     upload_id = upload["UploadId"]
     parts = plan_parts(item.size, job.options.part_size)
     futures: list[Future[CopiedPart]] = [
         pool.submit(
             _copy_part,
-            client,
+            side,
             job,
             item,
             upload_id=upload_id,
@@ -89,13 +105,13 @@ def copy_multipart(
             MultipartUpload={"Parts": [p.for_complete(algorithm) for p in copied]},
         )
     except BaseException:
-        _abort(client, job, item, upload_id, futures)
+        abort_after_parts(client, job, item, upload_id, futures)
         raise
     return MultipartResult(done["ETag"], tuple(copied), algorithm)
 
 
 def _copy_part(
-    client: S3Client,
+    side: Side,
     job: CopyJob,
     item: CopyItem,
     *,
@@ -104,8 +120,13 @@ def _copy_part(
     source_etag: str,
     requests: RequestLog,
 ) -> CopiedPart:
-    response = requests.call(
-        client.upload_part_copy,
+    response = side.call(
+        requests,
+        side.client.upload_part_copy,
+        action="s3:GetObject on the source and s3:PutObject on the destination",
+        side="both",
+        bucket=job.source_bucket,
+        key=item.source_key,
         Bucket=job.dest_bucket,
         Key=item.dest_key,
         UploadId=upload_id,
@@ -128,9 +149,10 @@ def _results_in_order(futures: Sequence[Future[CopiedPart]]) -> list[CopiedPart]
     return [future.result() for future in futures]
 
 
-def _abort(
-    client: S3Client, job: CopyJob, item: CopyItem, upload_id: str, futures: list[Future[Any]]
+def abort_after_parts(
+    client: S3Client, job: CopyJob, item: CopyItem, upload_id: str, futures: Sequence[Future[Any]]
 ) -> None:
+    """Abort an upload once its parts in flight are done (they would land after the abort)."""
     for future in futures:
         future.cancel()
     wait(futures)  # parts still copying would otherwise land after the abort

@@ -56,21 +56,28 @@ def single_copy_params(
     return params
 
 
-def multipart_create_params(
+def explicit_params(
     job: CopyJob,
     item: CopyItem,
     options: CopyOptions,
     head: Mapping[str, Any],
     source_tags: Mapping[str, str],
+    *,
+    record_source_etag: bool = True,
 ) -> dict[str, Any]:
-    """CreateMultipartUpload parameters carrying every property of the source explicitly."""
+    """CreateMultipartUpload / PutObject parameters carrying every property explicitly.
+
+    ``record_source_etag`` adds the source's ETag as user metadata, for copies whose own ETag
+    will differ from the source's (every multipart copy).
+    """
     params: dict[str, Any] = {"Bucket": job.dest_bucket, "Key": item.dest_key}
     params.update(content_headers(head))
     if options.metadata_directive == "REPLACE":
         metadata = dict(options.metadata)
     else:
         metadata = dict(head.get("Metadata") or {})
-    metadata[SOURCE_ETAG_META] = str(head.get("ETag", "")).strip('"')
+    if record_source_etag:
+        metadata[SOURCE_ETAG_META] = str(head.get("ETag", "")).strip('"')
     params["Metadata"] = metadata
     tags = dict(options.tags) if options.tagging == "replace" else dict(source_tags)
     if options.tagging != "none" and tags:

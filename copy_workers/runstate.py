@@ -119,7 +119,7 @@ return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
 
 # KEYS: run, dispatched, done, progress, failures, recorded(chunk).
 # ARGV: ttl, chunk_id, n_items, then 7 values per outcome:
-#   index, status, size, retries, error_code, failure json, verified (0/1).
+#   index, status, size, retries, error_code, failure json, extra counters (comma-separated).
 # A key is counted only if its bit in the chunk's bitmap was not yet set.
 # Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
 _RECORD = (
@@ -134,7 +134,7 @@ for i = 4, #ARGV, 7 do
     local status = ARGV[i + 1]
     redis.call('HINCRBY', run, 'objects_' .. status, 1)
     if status == 'copied' then redis.call('HINCRBY', run, 'bytes_copied', tonumber(ARGV[i + 2])) end
-    if ARGV[i + 6] == '1' then redis.call('HINCRBY', run, 'objects_verified', 1) end
+    for counter in string.gmatch(ARGV[i + 6], '[^,]+') do redis.call('HINCRBY', run, counter, 1) end
     local retries = tonumber(ARGV[i + 3])
     if retries > 0 then redis.call('HINCRBY', run, 'retries', retries) end
     if status == 'failed' then
@@ -261,7 +261,7 @@ class RunStore:
                 outcome.retries,
                 outcome.error_code or "Unknown",
                 json.dumps(outcome.failure_record()) if failed else "",
-                int(outcome.verified),
+                ",".join(outcome.extra_counters),
             ]
         run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
         positions, status = self._record(keys=[*run_keys, keys.recorded(chunk_id)], args=args)

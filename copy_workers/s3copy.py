@@ -1,8 +1,10 @@
-"""The S3 copy itself: one object, server-side, the same object at the destination.
+"""The S3 copy itself: one object, the same object at the destination.
 
-Objects up to the multipart threshold take one CopyObject (and no other request in the common
-case); larger ones a multipart copy. The overwrite policy, verification and the failure
-messages for denied permissions live here too, so that every path treats them the same way.
+Copy modes: ``server_side`` (one principal signs CopyObject / UploadPartCopy: no bytes through
+the worker), ``stream`` (the source role reads, the destination role writes), and ``auto``
+(server-side, falling back to stream for a key whose server-side copy is denied). The
+overwrite policy, the choice of path and verification live here, so every path treats them
+alike.
 """
 
 from __future__ import annotations
@@ -10,32 +12,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from copy_workers.contract import CopyItem, CopyJob, KeyStatus
 from copy_workers.errors import CopyFailed
-from copy_workers.multipart import MultipartResult, copy_multipart
-from copy_workers.properties import (
-    SOURCE_ETAG_META,
-    multipart_create_params,
-    single_copy_params,
-    tag_dict,
-)
+from copy_workers.multipart import copy_multipart
+from copy_workers.properties import SOURCE_ETAG_META, explicit_params, single_copy_params, tag_dict
 from copy_workers.requests import RequestLog
+from copy_workers.sides import CopyClients, Side, error_code
+from copy_workers.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
 from copy_workers.verify import (
     CRC_ALGORITHMS,
     Verdict,
-    combine_part_crcs,
     compare,
     full_object_checksums,
+    is_plain_md5,
 )
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
 Head = Mapping[str, Any]
+_COPY_ACTION = "s3:GetObject on the source and s3:PutObject on the destination"
 
 
 @dataclass(frozen=True)
@@ -44,6 +41,7 @@ class CopyReport:
 
     status: KeyStatus
     verdict: Verdict | None = None
+    streamed: bool = False
 
     @property
     def verified(self) -> bool:
@@ -51,32 +49,47 @@ class CopyReport:
 
 
 class ObjectCopier:
-    """Copies the objects of one job with one S3 client (server-side: it reads and writes)."""
+    """Copies the objects of one job."""
 
-    def __init__(self, client: S3Client, job: CopyJob, parts_pool: Executor) -> None:
-        self._s3 = client
+    def __init__(
+        self,
+        clients: CopyClients,
+        job: CopyJob,
+        parts_pool: Executor,
+        buffers: BufferBudget | None = None,
+    ) -> None:
+        self._clients = clients
         self._job = job
         self._options = job.options
         self._pool = parts_pool
+        self._buffers = buffers or BufferBudget(16)
 
     def copy(self, item: CopyItem, requests: RequestLog) -> CopyReport:
         """Copy ``item`` (or skip it, as the overwrite policy says)."""
-        if self._options.overwrite != "always" and self._skip(item, requests):
+        streaming = self._job.copy_mode == "stream"
+        reader = self._clients.source if streaming else self._clients.copy
+        writer = self._clients.dest if streaming else self._clients.copy
+        if self._options.overwrite != "always" and self._skip(item, reader, writer, requests):
             return CopyReport(KeyStatus.SKIPPED)
-        if item.size > self._options.multipart_threshold:
-            return self._copy_multipart(item, requests)
-        return self._copy_single(item, requests)
+        if streaming:
+            return self._stream(item, requests)
+        try:
+            return self._server_side(item, requests)
+        except CopyFailed as failed:
+            if self._job.copy_mode != "auto" or failed.code != "AccessDenied":
+                raise
+        return self._stream(item, requests)
 
     # --- overwrite policy ----------------------------------------------------------------
-    def _skip(self, item: CopyItem, requests: RequestLog) -> bool:
-        dest = self._head(self._job.dest_bucket, item.dest_key, requests, missing_ok=True)
+    def _skip(self, item: CopyItem, reader: Side, writer: Side, requests: RequestLog) -> bool:
+        dest = self._head(writer, "destination", item, requests, missing_ok=True)
         if dest is None:
             return False
         if self._options.overwrite == "never":
             return True
-        return self._same_object(item, dest, requests)
+        return self._same_object(item, dest, reader, requests)
 
-    def _same_object(self, item: CopyItem, dest: Head, requests: RequestLog) -> bool:
+    def _same_object(self, item: CopyItem, dest: Head, reader: Side, requests: RequestLog) -> bool:
         """Same size, and the same source identity, ETag or full-object checksum."""
         if dest.get("ContentLength") != item.size:
             return False
@@ -89,72 +102,98 @@ class ObjectCopier:
         dest_sums = full_object_checksums(dest)
         if not dest_sums:
             return False
-        source = self._source_head(item, requests)
-        return compare(None, full_object_checksums(source), None, dest_sums).verified
+        source = self._head(reader, "source", item, requests)
+        return compare(None, full_object_checksums(source or {}), None, dest_sums).verified
 
-    # --- single CopyObject -----------------------------------------------------------------
-    def _copy_single(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+    # --- server-side ---------------------------------------------------------------------
+    def _server_side(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+        if item.size > self._options.multipart_threshold:
+            return self._server_side_multipart(item, requests)
+        side = self._clients.copy
         head = None
         if self._options.metadata_directive == "REPLACE":
-            head = self._source_head(item, requests)
+            head = self._head(side, "source", item, requests)
         params = single_copy_params(self._job, item, self._options, head)
         if self._options.checksum_algorithm not in ("auto", "none"):
             params["ChecksumAlgorithm"] = self._options.checksum_algorithm
-        response = self._call_copy(item, requests, params)
-        verdict = self._verify_single(item, response, head, requests)
-        return CopyReport(KeyStatus.COPIED, verdict)
-
-    def _call_copy(self, item: CopyItem, requests: RequestLog, params: dict[str, Any]) -> Any:
-        try:
-            return requests.call(self._s3.copy_object, **params)
-        except ClientError as exc:
-            if _code(exc) in ("AccessDenied", "403"):
-                raise CopyFailed("AccessDenied", self._denied_copy_message(item, exc)) from exc
-            raise
-
-    def _verify_single(
-        self, item: CopyItem, response: Any, head: Head | None, requests: RequestLog
-    ) -> Verdict | None:
-        if not self._options.verify:
-            return None
+        response = side.call(requests, side.client.copy_object, **self._copy_call(item), **params)
         result = response.get("CopyObjectResult", {})
         dest_sums = full_object_checksums(result)
-        verdict = compare(item.etag, {}, result.get("ETag"), {}, _is_kms(response))
-        if verdict.method == "none":
-            # The ETags cannot tell (multipart-uploaded or KMS-encrypted source): compare the
-            # stored checksums, reading them only now that they are needed.
-            source = head or self._source_head(item, requests)
-            if not dest_sums:
-                dest_sums = full_object_checksums(
-                    self._head(self._job.dest_bucket, item.dest_key, requests) or {}
-                )
-            verdict = compare(None, full_object_checksums(source), None, dest_sums)
-        self._reject_mismatch(item, verdict, requests)
-        return verdict
+        verdict = None
+        if self._options.verify:
+            verdict = compare(item.etag, {}, result.get("ETag"), {}, _is_kms(response))
+            if verdict.method == "none":
+                # The ETags cannot tell (a multipart-uploaded or KMS-encrypted source): compare
+                # the stored checksums, read only now that they are needed.
+                source = head or self._head(side, "source", item, requests) or {}
+                if not dest_sums:
+                    dest_head = self._head(side, "destination", item, requests) or {}
+                    dest_sums = full_object_checksums(dest_head)
+                verdict = compare(None, full_object_checksums(source), None, dest_sums)
+            self._reject_mismatch(side, item, verdict, requests)
+        return CopyReport(KeyStatus.COPIED, verdict)
 
-    # --- multipart -------------------------------------------------------------------------
-    def _copy_multipart(self, item: CopyItem, requests: RequestLog) -> CopyReport:
-        head = self._source_head(item, requests)
-        tags = self._source_tags(item, head, requests)
-        params = multipart_create_params(self._job, item, self._options, head, tags)
+    def _server_side_multipart(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+        side = self._clients.copy
+        head = self._head(side, "source", item, requests) or {}
+        tags = self._source_tags(side, item, head, requests)
+        params = explicit_params(self._job, item, self._options, head, tags)
         source_sums = full_object_checksums(head)
-        algorithm = self._multipart_algorithm(source_sums)
+        algorithm = self._crc_algorithm(source_sums)
         if algorithm:
             params["ChecksumAlgorithm"] = algorithm
-        source_etag = item.etag or str(head["ETag"])
         result = copy_multipart(
-            self._s3,
+            side,
             self._job,
             item,
             create_params=params,
-            source_etag=source_etag,
+            source_etag=item.etag or str(head["ETag"]),
             pool=self._pool,
             requests=requests,
         )
-        verdict = self._verify_multipart(item, source_sums, result, requests)
-        return CopyReport(KeyStatus.COPIED, verdict)
+        return CopyReport(
+            KeyStatus.COPIED,
+            self._verify(side, item, source_sums, result.crc, result.algorithm, requests),
+        )
 
-    def _multipart_algorithm(self, source_sums: Mapping[str, str]) -> str | None:
+    def _copy_call(self, item: CopyItem) -> dict[str, Any]:
+        return {
+            "action": _COPY_ACTION,
+            "side": "both",
+            "bucket": self._job.source_bucket,
+            "key": item.source_key,
+        }
+
+    # --- stream ----------------------------------------------------------------------------
+    def _stream(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+        reader, writer = self._clients.source, self._clients.dest
+        head = self._head(reader, "source", item, requests) or {}
+        tags = self._source_tags(reader, item, head, requests)
+        source_etag = item.etag or str(head["ETag"])
+        # A streamed single-part copy of a plain-MD5 object keeps its ETag; record it otherwise.
+        keeps_etag = is_plain_md5(source_etag) and item.size <= self._stream_part_limit()
+        params = explicit_params(
+            self._job, item, self._options, head, tags, record_source_etag=not keeps_etag
+        )
+        source_sums = full_object_checksums(head)
+        algorithm = self._crc_algorithm(source_sums)
+        result = StreamCopy(
+            reader, writer, self._job, item, source_etag, params, algorithm, requests
+        ).run(self._pool, self._buffers)
+        if not (keeps_etag and self._options.verify):
+            verdict = self._verify(writer, item, source_sums, result.crc, algorithm, requests)
+            return CopyReport(KeyStatus.COPIED, verdict, streamed=True)
+        dest_sums = {algorithm: result.crc} if algorithm and result.crc else {}
+        kms = self._options.sse is not None and self._options.sse != "AES256"
+        same = compare(source_etag, source_sums, result.etag, dest_sums, kms)
+        self._reject_mismatch(writer, item, same, requests)
+        return CopyReport(KeyStatus.COPIED, same, streamed=True)
+
+    def _stream_part_limit(self) -> int:
+        return self._options.part_size or STREAM_PART_SIZE
+
+    # --- shared ----------------------------------------------------------------------------
+    def _crc_algorithm(self, source_sums: Mapping[str, str]) -> str | None:
         """The checksum S3 computes per part: the source's CRC when it has one, to compare."""
         chosen = self._options.checksum_algorithm
         if chosen == "none":
@@ -163,110 +202,95 @@ class ObjectCopier:
             return chosen
         return next((a for a in CRC_ALGORITHMS if a in source_sums), "CRC64NVME")
 
-    def _verify_multipart(
+    def _verify(
         self,
+        writer: Side,
         item: CopyItem,
         source_sums: Mapping[str, str],
-        result: MultipartResult,
+        crc: str | None,
+        algorithm: str | None,
         requests: RequestLog,
     ) -> Verdict | None:
         if not self._options.verify:
             return None
-        algorithm = result.algorithm
-        combined = None
-        if algorithm and all(p.checksum for p in result.parts):
-            combined = combine_part_crcs(
-                algorithm, [(p.checksum or "", p.size) for p in result.parts]
-            )
-        dest_sums = {algorithm: combined} if algorithm and combined else {}
+        dest_sums = {algorithm: crc} if algorithm and crc else {}
         verdict = compare(None, source_sums, None, dest_sums)
-        self._reject_mismatch(item, verdict, requests)
+        self._reject_mismatch(writer, item, verdict, requests)
         return verdict
 
-    # --- shared ----------------------------------------------------------------------------
-    def _reject_mismatch(self, item: CopyItem, verdict: Verdict, requests: RequestLog) -> None:
+    def _reject_mismatch(
+        self, writer: Side, item: CopyItem, verdict: Verdict, requests: RequestLog
+    ) -> None:
         """A copy that is not the source is removed and reported, never left looking good."""
         if verdict.matches:
             return
-        requests.call(self._s3.delete_object, Bucket=self._job.dest_bucket, Key=item.dest_key)
+        requests.call(writer.client.delete_object, Bucket=self._job.dest_bucket, Key=item.dest_key)
         raise CopyFailed(
             "ChecksumMismatch" if verdict.method.startswith("checksum") else "ETagMismatch",
             f"the copy differs from the source ({verdict.detail}); the bad copy was deleted",
         )
 
-    def _source_head(self, item: CopyItem, requests: RequestLog) -> Head:
-        head = self._head(self._job.source_bucket, item.source_key, requests, if_match=item.etag)
-        assert head is not None
-        return head
-
     def _head(
         self,
-        bucket: str,
-        key: str,
+        side: Side,
+        which: str,
+        item: CopyItem,
         requests: RequestLog,
         missing_ok: bool = False,
-        if_match: str | None = None,
     ) -> Head | None:
+        source = which == "source"
+        bucket = self._job.source_bucket if source else self._job.dest_bucket
+        key = item.source_key if source else item.dest_key
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-        if if_match:
-            params["IfMatch"] = if_match
+        if source and item.etag:
+            params["IfMatch"] = item.etag
         try:
-            return dict(requests.call(self._s3.head_object, **params))
+            head = side.call(
+                requests,
+                side.client.head_object,
+                action="s3:GetObject",
+                side=which,
+                bucket=bucket,
+                key=key,
+                **params,
+            )
         except ClientError as exc:
-            if missing_ok and _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            code = error_code(exc)
+            if missing_ok and code in ("404", "NoSuchKey", "NotFound"):
                 return None
-            if if_match and _code(exc) in ("412", "PreconditionFailed"):
+            if source and code in ("412", "PreconditionFailed"):
                 raise CopyFailed("PreconditionFailed", _CHANGED) from exc
             raise
+        return dict(head)
 
-    def _source_tags(self, item: CopyItem, head: Head, requests: RequestLog) -> dict[str, str]:
+    def _source_tags(
+        self, side: Side, item: CopyItem, head: Head, requests: RequestLog
+    ) -> dict[str, str]:
         if self._options.tagging != "copy" or not head.get("TagCount"):
             return {}
         try:
-            response = requests.call(
-                self._s3.get_object_tagging, Bucket=self._job.source_bucket, Key=item.source_key
+            response = side.call(
+                requests,
+                side.client.get_object_tagging,
+                action="s3:GetObjectTagging",
+                side="source",
+                bucket=self._job.source_bucket,
+                key=item.source_key,
+                Bucket=self._job.source_bucket,
+                Key=item.source_key,
             )
-        except ClientError as exc:
-            if _code(exc) in ("AccessDenied", "403"):
-                raise CopyFailed("AccessDenied", self._denied_tags_message()) from exc
-            raise
+        except CopyFailed as denied:
+            raise CopyFailed(
+                "AccessDenied",
+                f"{denied} To copy without tags, pass tagging='none' (--tagging none).",
+            ) from denied
         return tag_dict(response.get("TagSet", []))
-
-    def _denied_tags_message(self) -> str:
-        return (
-            f"reading the source object's tags was denied: grant s3:GetObjectTagging on "
-            f"arn:aws:s3:::{self._job.source_bucket}/* to the copying role (source bucket "
-            f"policy), or turn tag copying off with tagging='none' (--tagging none)"
-        )
-
-    def _denied_copy_message(self, item: CopyItem, exc: ClientError) -> str:
-        src, dst = self._job.source_bucket, self._job.dest_bucket
-        needs = [
-            f"s3:GetObject on arn:aws:s3:::{src}/* (source bucket policy)",
-            f"s3:PutObject on arn:aws:s3:::{dst}/* (copying role's policy)",
-        ]
-        if self._options.tagging == "copy":
-            needs.append(
-                f"s3:GetObjectTagging on arn:aws:s3:::{src}/* (or --tagging none) and "
-                f"s3:PutObjectTagging on arn:aws:s3:::{dst}/*"
-            )
-        return f"CopyObject was denied ({_message(exc)}); the copying role needs " + "; ".join(
-            needs
-        )
 
 
 _CHANGED = (
     "the source object changed after it was listed (its ETag no longer matches); "
     "nothing was written for it — run the copy again to copy the new version"
 )
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", "") or _code(exc))
 
 
 def _is_kms(response: Mapping[str, Any]) -> bool:

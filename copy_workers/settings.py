@@ -22,6 +22,8 @@ class WorkerSettings:
     max_pool_connections: int = 64
     max_attempts: int = 8
     part_concurrency: int = 16
+    stream_buffers: int = 16
+    credential_refresh_margin_s: int | None = None
     chunk_retries: int = 3
     visibility_timeout_s: int = 6 * 3600
     run_ttl_s: int = 7 * 24 * 3600
@@ -29,7 +31,14 @@ class WorkerSettings:
     flush_every_keys: int = 200
 
     def __post_init__(self) -> None:
-        for name in ("keys_in_flight", "max_pool_connections", "max_attempts", "part_concurrency"):
+        positive = (
+            "keys_in_flight",
+            "max_pool_connections",
+            "max_attempts",
+            "part_concurrency",
+            "stream_buffers",
+        )
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_pool_connections < self.keys_in_flight:
@@ -53,12 +62,18 @@ class WorkerSettings:
             ),
             max_attempts=_int(env, "S3FANOUT_MAX_ATTEMPTS", defaults.max_attempts),
             part_concurrency=_int(env, "S3FANOUT_PART_CONCURRENCY", defaults.part_concurrency),
+            stream_buffers=_int(env, "S3FANOUT_STREAM_BUFFERS", defaults.stream_buffers),
+            credential_refresh_margin_s=_optional_int(env, "S3FANOUT_CREDENTIAL_REFRESH_MARGIN_S"),
             chunk_retries=_int(env, "S3FANOUT_CHUNK_RETRIES", defaults.chunk_retries),
             visibility_timeout_s=_int(
                 env, "S3FANOUT_VISIBILITY_TIMEOUT_S", defaults.visibility_timeout_s
             ),
             run_ttl_s=_int(env, "S3FANOUT_RUN_TTL_S", defaults.run_ttl_s),
         )
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    return _int(env, name, 0) if env.get(name) else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

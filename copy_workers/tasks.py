@@ -17,6 +17,8 @@ from copy_workers.contract import TASK_NAME, ChunkMessage, ContractError
 from copy_workers.engine import ChunkIncomplete, copy_chunk
 from copy_workers.runstate import RunStore, connect
 from copy_workers.s3copy import ObjectCopier
+from copy_workers.sides import CopyClients
+from copy_workers.stream import BufferBudget
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,16 @@ def _store() -> RunStore:
 @functools.cache
 def _clients() -> ClientFactory:
     return ClientFactory(
-        max_pool_connections=settings.max_pool_connections, max_attempts=settings.max_attempts
+        max_pool_connections=settings.max_pool_connections,
+        max_attempts=settings.max_attempts,
+        refresh_margin_s=settings.credential_refresh_margin_s,
     )
+
+
+@functools.cache
+def _buffers() -> BufferBudget:
+    """Streamed copies hold at most this many part buffers in memory per process."""
+    return BufferBudget(settings.stream_buffers)
 
 
 @functools.cache
@@ -56,7 +66,8 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
         log.error("rejected malformed chunk message", extra={"reason": str(exc)})
         raise Reject(str(exc), requeue=False) from exc
     final = self.request.retries >= (self.max_retries or 0)
-    copier = ObjectCopier(_clients().s3(), message.job, _parts_pool())
+    clients = CopyClients.for_job(message.job, _clients())
+    copier = ObjectCopier(clients, message.job, _parts_pool(), _buffers())
     with logs.bound(message.run_id, message.chunk_id):
         result = copy_chunk(
             message,

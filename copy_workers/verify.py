@@ -58,17 +58,23 @@ def full_object_checksums(response: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-def combine_part_crcs(algorithm: str, parts: Sequence[tuple[str, int]]) -> str | None:
+def combine_part_crcs(algorithm: str | None, parts: Sequence[tuple[str, int]]) -> str | None:
     """The full-object CRC of parts given as (base64 CRC, length) pairs, or None if unknown."""
-    if algorithm not in _COMBINE or not parts:
+    if algorithm not in _COMBINE or not parts or not all(crc for crc, _ in parts):
         return None
-    combine, width = _COMBINE[algorithm]
+    combine, _ = _COMBINE[algorithm]
     total: int | None = None
     for encoded, length in parts:
         value = int.from_bytes(base64.b64decode(encoded), "big")
         total = value if total is None else combine(total, value, length)
     assert total is not None
-    return base64.b64encode(total.to_bytes(width, "big")).decode()
+    return encode_crc(algorithm, total)
+
+
+def encode_crc(algorithm: str, value: int) -> str:
+    """A CRC as S3 writes it: big-endian bytes, base64."""
+    _, width = _COMBINE[algorithm]
+    return base64.b64encode(value.to_bytes(width, "big")).decode()
 
 
 def compare(

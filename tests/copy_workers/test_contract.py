@@ -101,6 +101,7 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "bytes_copied",
         "retries",
         "objects_verified",
+        "objects_streamed",
         "duration_s",
         "objects_per_second",
         "bytes_per_second",

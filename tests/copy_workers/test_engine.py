@@ -18,6 +18,7 @@ from copy_workers.requests import RequestLog
 from copy_workers.runstate import RunStore, connect
 from copy_workers.s3copy import CopyReport, ObjectCopier
 from copy_workers.settings import WorkerSettings
+from copy_workers.sides import CopyClients
 from devstack.servers import RedisServer
 from tests.fakes import client_error
 
@@ -56,7 +57,7 @@ def _chunk(s3, store: RunStore, n: int, missing: int | None = None) -> ChunkMess
 
 
 def _copier(s3, message: ChunkMessage):
-    return ObjectCopier(s3, message.job, ThreadPoolExecutor(4)).copy
+    return ObjectCopier(CopyClients.single(s3), message.job, ThreadPoolExecutor(4)).copy
 
 
 def test_copies_every_key_and_records_each_once(s3, store: RunStore) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,6 +13,7 @@ from copy_workers.errors import CopyFailed, classify
 from copy_workers.options import CopyOptions, MiB
 from copy_workers.requests import RequestLog
 from copy_workers.s3copy import ObjectCopier
+from copy_workers.sides import CopyClients
 from tests.fakes import client_error
 
 SMALL_PARTS = CopyOptions(multipart_threshold=5 * MiB, part_size=5 * MiB)
@@ -38,7 +39,9 @@ def _copier(
     options: CopyOptions = SMALL_PARTS,
     workers: int = 4,
 ) -> ObjectCopier:
-    return ObjectCopier(s3, CopyJob(src, dst, options), ThreadPoolExecutor(workers))
+    return ObjectCopier(
+        CopyClients.single(s3), CopyJob(src, dst, options), ThreadPoolExecutor(workers)
+    )
 
 
 def _nothing_left(s3, dst: str, key: str) -> None:
@@ -86,7 +89,9 @@ def test_a_source_replaced_mid_multipart_aborts_the_upload(sw_s3, buckets: tuple
     sw_s3.put_object(Bucket=src, Key="big", Body=b"x" * (16 * MiB))
     item = _listed(sw_s3, src, "big")
     client = _ChangesSourceAfterFirstPart(sw_s3, src, "big")
-    copier = ObjectCopier(client, CopyJob(src, dst, SMALL_PARTS), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    copier = ObjectCopier(
+        CopyClients.single(cast(Any, client)), CopyJob(src, dst, SMALL_PARTS), ThreadPoolExecutor(1)
+    )
     with pytest.raises(Exception) as failed:
         copier.copy(item, RequestLog())
     assert classify(failed.value).code == "PreconditionFailed"
@@ -111,7 +116,11 @@ class _TamperedCopy:
 def test_a_copy_that_differs_from_its_source_is_deleted_and_failed(sw_s3, buckets) -> None:
     src, dst = buckets
     sw_s3.put_object(Bucket=src, Key="k", Body=b"data")
-    copier = ObjectCopier(_TamperedCopy(sw_s3), CopyJob(src, dst), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    copier = ObjectCopier(
+        CopyClients.single(cast(Any, _TamperedCopy(sw_s3))),
+        CopyJob(src, dst),
+        ThreadPoolExecutor(1),
+    )
     with pytest.raises(CopyFailed) as failed:
         copier.copy(_listed(sw_s3, src, "k"), RequestLog())
     assert failed.value.code == "ETagMismatch"
@@ -143,7 +152,11 @@ class _TagsDenied:
 def test_denied_tag_reads_name_the_permission_and_the_way_out(sw_s3, buckets) -> None:
     src, dst = buckets
     sw_s3.put_object(Bucket=src, Key="big", Body=b"x" * (6 * MiB), Tagging="a=b")
-    copier = ObjectCopier(_TagsDenied(sw_s3), CopyJob(src, dst, SMALL_PARTS), ThreadPoolExecutor(1))  # type: ignore[arg-type]
+    copier = ObjectCopier(
+        CopyClients.single(cast(Any, _TagsDenied(sw_s3))),
+        CopyJob(src, dst, SMALL_PARTS),
+        ThreadPoolExecutor(1),
+    )
     with pytest.raises(CopyFailed) as failed:
         copier.copy(_listed(sw_s3, src, "big"), RequestLog())
     assert "s3:GetObjectTagging" in str(failed.value)
