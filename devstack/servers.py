@@ -65,10 +65,50 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f"{self.username}:{self.password}@" if self.username else ""
+        if not self.tls:
+            return f"redis://{auth}127.0.0.1:{self.port}/0"
+        ca = self.workdir / "ca.pem"
+        return f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
+
+    def _security_args(self) -> list[str]:
+        """TLS with a test CA (trustme) and an ACL user, when asked for."""
+        args = ["--port", str(self.port)]
+        if self.tls:
+            import trustme
+
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1", "localhost")
+            ca.cert_pem.write_to_path(str(self.workdir / "ca.pem"))
+            cert.private_key_pem.write_to_path(str(self.workdir / "key.pem"))
+            cert.cert_chain_pems[0].write_to_path(str(self.workdir / "cert.pem"))
+            args = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-auth-clients",
+                "no",
+                "--tls-cert-file",
+                str(self.workdir / "cert.pem"),
+                "--tls-key-file",
+                str(self.workdir / "key.pem"),
+                "--tls-ca-cert-file",
+                str(self.workdir / "ca.pem"),
+            ]
+        if self.username:
+            acl = self.workdir / "users.acl"
+            acl.write_text(
+                f"user default off\nuser {self.username} on >{self.password} ~* &* +@all\n"
+            )
+            args += ["--aclfile", str(acl)]
+        return args
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -79,8 +119,7 @@ class RedisServer:
             binary,
             "--bind",
             "127.0.0.1",
-            "--port",
-            str(self.port),
+            *self._security_args(),
             "--dir",
             str(self.workdir),
             "--save",
@@ -91,7 +130,7 @@ class RedisServer:
         ]
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port, socket_timeout=1)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
         wait_until(lambda: bool(client.ping()), 20, "redis-server to answer PING")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -105,8 +144,16 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(workdir: Path, *extra_args: str) -> Iterator[RedisServer]:
-    server = RedisServer(workdir, extra_args=extra_args)
+def redis_server(
+    workdir: Path,
+    *extra_args: str,
+    tls: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> Iterator[RedisServer]:
+    server = RedisServer(
+        workdir, extra_args=extra_args, tls=tls, username=username, password=password
+    )
     server.start()
     try:
         yield server

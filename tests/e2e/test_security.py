@@ -19,10 +19,11 @@ from moto.server import ThreadedMotoServer
 
 from copy_workers.broker import celery_settings
 from copy_workers.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
-from devstack.servers import RedisServer, worker_process
+from devstack.servers import RedisServer, redis_server, worker_process
 from tests.e2e.test_roles import (
     BASE_ENV,
     DEST_ROLE,
+    SOURCE_ROLE,
     Accounts,
     check_copied,
     dest_bucket,
@@ -59,7 +60,7 @@ def accounts(
         yield Accounts(
             in_process_moto,
             redis_url,
-            role_client(in_process_moto, DEST_ROLE),
+            role_client(in_process_moto, SOURCE_ROLE),
             role_client(in_process_moto, DEST_ROLE),
             worker,
         )
@@ -159,3 +160,56 @@ def test_a_pickled_message_is_refused(accounts: Accounts) -> None:
     refused = [line for line in log_lines if "untrusted content" in line["event"]]
     assert "pickle" in refused[0]["event"]
     assert accounts.dest.list_objects_v2(Bucket=dest).get("KeyCount", 0) == 0
+
+
+REDIS_PASSWORD = "redis-acl-password-7f3a"
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(
+        tmp_path_factory.mktemp("tls-redis"), tls=True, username="copier", password=REDIS_PASSWORD
+    ) as server:
+        yield server
+
+
+def test_copy_over_tls_with_an_acl_user(
+    tls_redis: RedisServer, in_process_moto: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assert tls_redis.url.startswith("rediss://copier:")
+    with worker_process(
+        tls_redis.url,
+        in_process_moto,
+        tmp_path_factory.mktemp("tls-worker"),
+        concurrency=1,
+        extra_env=BASE_ENV,
+        name="tls-worker",
+    ) as worker:
+        accounts = Accounts(
+            in_process_moto,
+            tls_redis.url,
+            role_client(in_process_moto, SOURCE_ROLE),
+            role_client(in_process_moto, DEST_ROLE),
+            worker,
+        )
+        source, objects = seed(accounts, 12)
+        dest = dest_bucket(accounts)
+        done = run_cli(
+            accounts,
+            f"s3://{source}/data/",
+            f"s3://{dest}/data/",
+            "--recursive",
+            "--chunk-size",
+            "4",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["objects_copied"] == len(objects)
+        check_copied(accounts, dest, objects, tags=False)
+        for text in (worker.log_text(), done.stdout, done.stderr):
+            assert REDIS_PASSWORD not in text
+
+
+def test_plain_redis_clients_are_refused_by_the_tls_server(tls_redis: RedisServer) -> None:
+    plain = redis.Redis(port=tls_redis.port, socket_timeout=2)
+    with pytest.raises(redis.exceptions.ConnectionError):
+        plain.ping()
