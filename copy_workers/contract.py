@@ -23,6 +23,7 @@ TASK_NAME = "s3fanout.copy_chunk"
 QUEUE = "s3copy"
 REDIS_PREFIX = "s3fanout"
 FAILURES_IN_SUMMARY = 100
+ERROR_COUNTER = "errors:"  # run hash fields counting failed keys per error code
 
 
 class ContractError(ValueError):
@@ -243,6 +244,8 @@ class RunSummary:
     bytes_per_second: float
     failures: list[dict[str, Any]]
     failures_omitted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    objects_cancelled: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,7 +253,7 @@ class RunSummary:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RunSummary:
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - set(raw) - {"failures_omitted"}
+        missing = names - set(raw) - {"failures_omitted", "errors", "objects_cancelled"}
         _expect(not missing, f"summary is missing {sorted(missing)}")
         return cls(**{k: v for k, v in raw.items() if k in names})
 
@@ -287,6 +290,12 @@ def summarize(
         bytes_per_second=_rate(counts["bytes_copied"], duration),
         failures=shown,
         failures_omitted=max(counts["objects_failed"] - len(shown), 0),
+        errors={
+            name[len(ERROR_COUNTER) :]: int(value)
+            for name, value in run_hash.items()
+            if name.startswith(ERROR_COUNTER)
+        },
+        objects_cancelled=counts["objects_cancelled"],
     )
 
 

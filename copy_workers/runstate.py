@@ -290,13 +290,6 @@ class RunStore:
             yield from (json.loads(line) for line in batch)
             start += len(batch)
 
-    def error_counts(self, run_id: str) -> dict[str, int]:
-        """Failed keys per error code."""
-        run_hash = self.run_hash(run_id)
-        return {
-            k.removeprefix("errors:"): int(v) for k, v in run_hash.items() if k[:7] == "errors:"
-        }
-
 
 async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSummary | None:
     """The same summary as ``RunStore.summary``, read without blocking an event loop."""

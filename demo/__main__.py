@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,17 +22,36 @@ import redis
 from copy_workers.runstate import RunStore, connect
 from devstack.servers import AWS_TEST_ENV, REPO, moto_server, redis_server, worker_process
 
+_OPERATOR_LINE = re.compile(r"\b(Run af-[0-9a-f]+.*?)(?:\s+\[airflow|$)")
 SOURCE, DEST = "demo-source", "demo-destination"
 N_OBJECTS = 1000
+ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
+SOURCE_ROLE = f"arn:aws:iam::{ACCOUNT_A}:role/s3fanout-source-reader"
+DEST_ROLE = f"arn:aws:iam::{ACCOUNT_B}:role/s3fanout-copier"
+EXTERNAL_ID = "s3fanout-demo"
 
 
 def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
+def role_client(endpoint: str, role_arn: str):
+    """An S3 client of the account that ``role_arn`` belongs to (for set-up and checks)."""
+    sts = boto3.client("sts", endpoint_url=endpoint)
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="demo-setup", ExternalId=EXTERNAL_ID)[
+        "Credentials"
+    ]
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
 def seed(s3) -> dict[str, bytes]:
     s3.create_bucket(Bucket=SOURCE)
-    s3.create_bucket(Bucket=DEST)
     objects = {
         f"datasets/{region}/{day:02d}/part-{i:04d}.json": json.dumps(
             {"region": region, "day": day, "row": i}
@@ -65,8 +85,9 @@ def run_dag(env: dict[str, str], workdir: Path) -> None:
         )
     lines = log_path.read_text(errors="replace").splitlines()
     for line in lines:
-        if "s3fanout" in line.lower() and ("Run " in line or "metrics" in line):
-            print("   ", line[-220:])
+        # The operator's own log lines, without Airflow's timestamp and logger decorations.
+        if match := _OPERATOR_LINE.search(line):
+            print("    [operator]", match.group(1)[:160])
     if done.returncode != 0:
         print("\n".join(lines[-40:]))
         raise SystemExit(f"the DAG run failed (exit {done.returncode}); log: {log_path}")
@@ -102,9 +123,17 @@ def main() -> int:
     os.environ.update(AWS_TEST_ENV)
     say(f"Starting moto's S3 server, redis-server and a copy worker (logs in {workdir})")
     with moto_server(workdir / "moto") as endpoint, redis_server(workdir / "redis") as rds:
-        s3 = boto3.client("s3", endpoint_url=endpoint)
-        say(f"Seeding s3://{SOURCE}/datasets/ with {N_OBJECTS} objects under nested prefixes")
-        objects = seed(s3)
+        source_s3, dest_s3 = role_client(endpoint, SOURCE_ROLE), role_client(endpoint, DEST_ROLE)
+        say(f"Seeding s3://{SOURCE}/datasets/ in account {ACCOUNT_A} with {N_OBJECTS} objects")
+        objects = seed(source_s3)
+        dest_s3.create_bucket(Bucket=DEST)
+        print(
+            f"    s3://{DEST} is in account {ACCOUNT_B}; account {ACCOUNT_B} cannot list "
+            f"account {ACCOUNT_A}'s buckets: "
+            f"{SOURCE not in [b['Name'] for b in dest_s3.list_buckets()['Buckets']]}"
+        )
+        print(f"    the worker holds no keys for either account: it assumes {SOURCE_ROLE}")
+        print(f"    (to list) and {DEST_ROLE} (to copy) through STS, with ExternalId")
         with worker_process(rds.url, endpoint, workdir / "worker", concurrency=2):
             env = {
                 **os.environ,
@@ -115,6 +144,9 @@ def main() -> int:
                 "DEMO_REDIS_URL": rds.url,
                 "DEMO_SOURCE_BUCKET": SOURCE,
                 "DEMO_DEST_BUCKET": DEST,
+                "DEMO_SOURCE_ROLE_ARN": SOURCE_ROLE,
+                "DEMO_DEST_ROLE_ARN": DEST_ROLE,
+                "DEMO_EXTERNAL_ID": EXTERNAL_ID,
             }
             started = time.monotonic()
             run_dag(env, workdir)
@@ -122,7 +154,7 @@ def main() -> int:
                 f"    DAG run took {time.monotonic() - started:.1f} s (Airflow start-up included)"
             )
         print_summary(rds.url)
-        missing = verify(s3, objects)
+        missing = verify(dest_s3, objects)
     say("Stopped every service the demo started")
     return 0 if missing == 0 else 1
 

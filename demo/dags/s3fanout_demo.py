@@ -28,5 +28,11 @@ with DAG(
         chunk_size=100,
         max_failures=0,
         redis_url=os.environ.get("DEMO_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # The workers assume these roles through STS; the destination role signs the
+        # server-side copies (the source bucket's policy lets it read).
+        source_role_arn=os.environ.get("DEMO_SOURCE_ROLE_ARN"),
+        dest_role_arn=os.environ.get("DEMO_DEST_ROLE_ARN"),
+        external_id=os.environ.get("DEMO_EXTERNAL_ID"),
+        copy_mode="server_side",
         poll_interval=1.0,
     )

@@ -107,6 +107,8 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "bytes_per_second",
         "failures",
         "failures_omitted",
+        "errors",
+        "objects_cancelled",
     ]
 
 

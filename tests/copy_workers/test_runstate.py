@@ -62,7 +62,7 @@ def test_outcomes_recorded_twice_are_counted_once(store: RunStore, run_id: str) 
     assert list(store.iter_failures(run_id)) == [
         {"key": "k1", "size": 5, "error_code": "NoSuchKey", "message": "gone", "attempts": 1}
     ]
-    assert store.error_counts(run_id) == {"NoSuchKey": 1}
+    assert summary.errors == {"NoSuchKey": 1}
     assert store.chunk_state(run_id, "0").recorded == frozenset({0, 1, 2})
 
 

@@ -1,0 +1,1 @@
+"""The subcommands of ``s3fanout``, one module each."""

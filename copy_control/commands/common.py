@@ -1,0 +1,39 @@
+"""What the subcommands share: exit codes, the Redis URL flag, summary printing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from copy_workers.contract import RunSummary
+from copy_workers.settings import DEFAULT_REDIS_URL
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_redis_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("S3FANOUT_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis that serves as broker and run store (default: %(default)s)",
+    )
+
+
+def print_summary(summary: RunSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict()))
+        return
+    print(
+        f"{summary.status}: {summary.objects_copied} copied, {summary.objects_skipped} skipped, "
+        f"{summary.objects_failed} failed of {summary.objects_listed} listed; "
+        f"{summary.bytes_copied} bytes in {summary.duration_s:.1f} s "
+        f"({summary.objects_per_second:.1f} objects/s, {summary.retries} retries)"
+    )
+    for failure in summary.failures:
+        print(f"  failed: {failure['key']}: {failure['error_code']}: {failure['message']}")
+    if summary.failures_omitted:
+        print(
+            f"  ... and {summary.failures_omitted} more failures (s3fanout report {summary.run_id})"
+        )
+    print(f"run id: {summary.run_id}")

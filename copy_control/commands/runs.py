@@ -1,0 +1,83 @@
+"""``s3fanout report`` and ``s3fanout cancel``: act on a run by its id."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from copy_control.commands.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    add_redis_url,
+    print_summary,
+)
+from copy_control.report import report_lines, upload_report
+from copy_control.request import InvalidRequest
+from copy_control.runner import RunTimeout, wait_for_run
+from copy_control.s3url import parse_s3_url
+from copy_workers.aws import ClientFactory
+from copy_workers.contract import RunStatus
+from copy_workers.runstate import RunStore, connect
+
+
+def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser("report", help="the failed keys of a run, as JSON lines")
+    report.add_argument("run_id")
+    add_redis_url(report)
+    report.add_argument("--output", default="-", help="- (stdout) or s3://BUCKET/KEY")
+    report.add_argument("--endpoint-url", default=None, help="S3 endpoint for --output")
+    report.set_defaults(run=run_report)
+
+    cancel = commands.add_parser("cancel", help="stop a run: queued chunks are dropped")
+    cancel.add_argument("run_id")
+    add_redis_url(cancel)
+    cancel.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for running chunks to stop (default 60)",
+    )
+    cancel.add_argument("--json", action="store_true", help="print the summary as JSON")
+    cancel.set_defaults(run=run_cancel)
+
+
+def _store(args: argparse.Namespace) -> RunStore:
+    store = RunStore(connect(args.redis_url))
+    if store.summary(args.run_id) is None:
+        raise InvalidRequest(f"no run {args.run_id!r} in Redis (wrong id or URL, or it expired)")
+    return store
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Print (or upload) one JSON line per failed key."""
+    store = _store(args)
+    if args.output == "-":
+        for line in report_lines(store, args.run_id):
+            sys.stdout.write(line.decode())
+        return EXIT_OK
+    bucket, key = parse_s3_url(args.output, "--output")
+    if not key:
+        raise InvalidRequest("--output needs a key: s3://BUCKET/KEY")
+    s3 = ClientFactory(endpoint_url=args.endpoint_url).s3()
+    count = upload_report(store, args.run_id, s3, bucket, key)
+    print(f"wrote {count} failure records to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """Ask the run to stop, then wait for its running chunks to drain."""
+    store = _store(args)
+    status = store.request_cancel(args.run_id)
+    print(f"run {args.run_id}: {status}", file=sys.stderr)
+    try:
+        summary = wait_for_run(store, args.run_id, poll_s=0.5, timeout_s=args.wait)
+    except RunTimeout:
+        print(
+            "chunks are still draining: no worker is taking them, or they are slow; "
+            "the run ends as 'cancelled' once they are done",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print_summary(summary, as_json=args.json)
+    return EXIT_OK if summary.status == RunStatus.CANCELLED else EXIT_BAD_INPUT
