@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -26,6 +26,16 @@ from copy_workers.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 CopyFn = Callable[[CopyItem, RequestLog], CopyReport]
+
+
+class ChunkObserver:
+    """Hooks for whoever watches the engine (Prometheus metrics); the default does nothing."""
+
+    def key_finished(self, outcome: KeyOutcome, seconds: float) -> None:
+        """One key's attempt ended (copied, skipped or failed), after ``seconds``."""
+
+    def recorded(self, outcomes: Sequence[KeyOutcome]) -> None:
+        """These outcomes were counted in the run for the first time (exactly once per key)."""
 
 
 class ChunkIncomplete(Exception):
@@ -49,7 +59,14 @@ class _Tally:
 class _Recorder:
     """Buffers outcomes and records them in batches: one Redis round trip per batch."""
 
-    def __init__(self, store: RunStore, message: ChunkMessage, settings: WorkerSettings) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        message: ChunkMessage,
+        settings: WorkerSettings,
+        observer: ChunkObserver,
+    ) -> None:
+        self.observer = observer
         self._store = store
         self._message = message
         self._every_s = settings.flush_every_s
@@ -80,6 +97,7 @@ class _Recorder:
         result: Recorded = self._store.record(msg.run_id, msg.chunk_id, len(msg.items), batch)
         self.cancelling = self.cancelling or result.cancelling
         self.tally.already += len(batch) - len(result.added)
+        self.observer.recorded(result.added)
         for outcome in result.added:
             self.tally.counts[outcome.status] += 1
             self.tally.retries += outcome.retries
@@ -94,6 +112,7 @@ def copy_chunk(
     settings: WorkerSettings,
     *,
     final_attempt: bool = True,
+    observer: ChunkObserver | None = None,
 ) -> ChunkResult:
     """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
 
@@ -101,7 +120,7 @@ def copy_chunk(
     on the final attempt those keys are recorded as failed.
     """
     state = store.chunk_state(message.run_id, message.chunk_id)
-    recorder = _Recorder(store, message, settings)
+    recorder = _Recorder(store, message, settings, observer or ChunkObserver())
     pending = [i for i in range(len(message.items)) if i not in state.recorded]
     recorder.tally.already = len(message.items) - len(pending)
     if state.run_status is None:
@@ -174,6 +193,13 @@ def _record_all(
 def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> KeyOutcome:
     if recorder.cancelling:  # seen at the last flush: start nothing new
         return KeyOutcome(index, item.source_key, KeyStatus.CANCELLED, attempts=0)
+    started = time.monotonic()
+    outcome = _attempt(copy, index, item)
+    recorder.observer.key_finished(outcome, time.monotonic() - started)
+    return outcome
+
+
+def _attempt(copy: CopyFn, index: int, item: CopyItem) -> KeyOutcome:
     requests = RequestLog()
     try:
         report = copy(item, requests)
