@@ -19,6 +19,7 @@ from copy_workers.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcom
 from copy_workers.errors import classify
 from copy_workers.logs import log_event
 from copy_workers.requests import RequestLog
+from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retries
 from copy_workers.runstate import Recorded, RunStore
 from copy_workers.s3copy import CopyReport
 from copy_workers.settings import WorkerSettings
@@ -67,6 +68,7 @@ class _Recorder:
         observer: ChunkObserver,
     ) -> None:
         self.observer = observer
+        self.retry_policy = settings.key_retry_policy()
         self._store = store
         self._message = message
         self._every_s = settings.flush_every_s
@@ -194,17 +196,23 @@ def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> 
     if recorder.cancelling:  # seen at the last flush: start nothing new
         return KeyOutcome(index, item.source_key, KeyStatus.CANCELLED, attempts=0)
     started = time.monotonic()
-    outcome = _attempt(copy, index, item)
+    outcome = _attempt(copy, index, item, recorder.retry_policy)
     recorder.observer.key_finished(outcome, time.monotonic() - started)
     return outcome
 
 
-def _attempt(copy: CopyFn, index: int, item: CopyItem) -> KeyOutcome:
+def _attempt(copy: CopyFn, index: int, item: CopyItem, policy: KeyRetryPolicy) -> KeyOutcome:
     requests = RequestLog()
+    key_retries = 0
+
+    def count_retry(_: object) -> None:
+        nonlocal key_retries
+        key_retries += 1
+
     try:
-        report = copy(item, requests)
+        report = call_with_retries(lambda: copy(item, requests), policy, on_retry=count_retry)
     except Exception as exc:  # every failure of one key becomes that key's outcome
-        error = classify(exc)
+        error = exc.error if isinstance(exc, RetriesExhausted) else classify(exc)
         if not error.retryable:
             log.warning("copy failed", extra={"key": item.source_key, "error_code": error.code})
         return KeyOutcome(
@@ -212,8 +220,8 @@ def _attempt(copy: CopyFn, index: int, item: CopyItem) -> KeyOutcome:
             item.source_key,
             KeyStatus.FAILED,
             size=item.size,
-            retries=requests.retries,
-            attempts=requests.retries + 1,
+            retries=requests.retries + key_retries,
+            attempts=key_retries + 1,
             error_code=error.code,
             message=error.message,
             retryable=error.retryable,
@@ -223,8 +231,8 @@ def _attempt(copy: CopyFn, index: int, item: CopyItem) -> KeyOutcome:
         item.source_key,
         report.status,
         item.size,
-        retries=requests.retries,
-        attempts=requests.retries + 1,
+        retries=requests.retries + key_retries,
+        attempts=key_retries + 1,
         verified=report.verified,
         streamed=report.streamed,
     )

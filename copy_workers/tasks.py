@@ -33,6 +33,7 @@ def _clients() -> ClientFactory:
     return ClientFactory(
         max_pool_connections=settings.max_pool_connections,
         max_attempts=settings.max_attempts,
+        retry_mode=settings.retry_mode,
         refresh_margin_s=settings.credential_refresh_margin_s,
     )
 

@@ -22,7 +22,9 @@ from copy_workers.sides import CopyClients
 from devstack.servers import RedisServer
 from tests.fakes import client_error
 
-SETTINGS = WorkerSettings(keys_in_flight=4, max_pool_connections=8, flush_every_keys=3)
+SETTINGS = WorkerSettings(
+    keys_in_flight=4, max_pool_connections=8, flush_every_keys=3, key_retry_base_s=0.001
+)
 
 
 @pytest.fixture
