@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +26,8 @@ from botocore.credentials import (
     CredentialProvider,
     DeferredRefreshableCredentials,
 )
+
+from copy_workers.errors import THROTTLING_CODES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -119,7 +122,9 @@ class ClientFactory:
         region_name: str | None = None,
         base_session: boto3.Session | None = None,
         refresh_margin_s: int | None = None,
+        on_throttle: Callable[[], None] | None = None,
     ) -> None:
+        self._on_throttle = on_throttle
         self._config = Config(
             max_pool_connections=max_pool_connections,
             retries={"mode": retry_mode, "total_max_attempts": max_attempts},
@@ -144,11 +149,24 @@ class ClientFactory:
                 client = self._session(identity).client(
                     "s3", config=self._config, endpoint_url=self._endpoint_url
                 )
+                if self._on_throttle is not None:
+                    client.meta.events.register("needs-retry.s3", self._watch_throttling)
                 self._clients[identity] = client
                 if len(self._clients) > MAX_CLIENTS:  # one per role and run: keep it bounded
                     self._clients.popitem(last=False)
             self._clients.move_to_end(identity)
             return client
+
+    def _watch_throttling(self, response: Any = None, **_: Any) -> None:
+        """botocore hook on every response that may be retried: report S3's SlowDown.
+
+        Returns None, so botocore's own retry decision is left as it is.
+        """
+        if response is None or self._on_throttle is None:
+            return
+        code = response[1].get("Error", {}).get("Code")
+        if code in THROTTLING_CODES:
+            self._on_throttle()
 
     def principal(self, identity: Identity | None = None) -> str:
         """Who ``identity`` is, for messages: the role ARN, or the caller identity's ARN."""

@@ -23,6 +23,7 @@ from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retri
 from copy_workers.runstate import Recorded, RunStore
 from copy_workers.s3copy import CopyReport
 from copy_workers.settings import WorkerSettings
+from copy_workers.throttle import AdaptiveLimit
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ class _Recorder:
         message: ChunkMessage,
         settings: WorkerSettings,
         observer: ChunkObserver,
+        limit: AdaptiveLimit,
     ) -> None:
         self.observer = observer
         self.retry_policy = settings.key_retry_policy()
+        self.limit = limit
         self._store = store
         self._message = message
         self._every_s = settings.flush_every_s
@@ -115,6 +118,7 @@ def copy_chunk(
     *,
     final_attempt: bool = True,
     observer: ChunkObserver | None = None,
+    limit: AdaptiveLimit | None = None,
 ) -> ChunkResult:
     """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
 
@@ -122,7 +126,8 @@ def copy_chunk(
     on the final attempt those keys are recorded as failed.
     """
     state = store.chunk_state(message.run_id, message.chunk_id)
-    recorder = _Recorder(store, message, settings, observer or ChunkObserver())
+    limit = limit or AdaptiveLimit(settings.keys_in_flight)
+    recorder = _Recorder(store, message, settings, observer or ChunkObserver(), limit)
     pending = [i for i in range(len(message.items)) if i not in state.recorded]
     recorder.tally.already = len(message.items) - len(pending)
     if state.run_status is None:
@@ -196,12 +201,14 @@ def _copy_one(copy: CopyFn, index: int, item: CopyItem, recorder: _Recorder) -> 
     if recorder.cancelling:  # seen at the last flush: start nothing new
         return KeyOutcome(index, item.source_key, KeyStatus.CANCELLED, attempts=0)
     started = time.monotonic()
-    outcome = _attempt(copy, index, item, recorder.retry_policy)
+    outcome = _attempt(copy, index, item, recorder.retry_policy, recorder.limit)
     recorder.observer.key_finished(outcome, time.monotonic() - started)
     return outcome
 
 
-def _attempt(copy: CopyFn, index: int, item: CopyItem, policy: KeyRetryPolicy) -> KeyOutcome:
+def _attempt(
+    copy: CopyFn, index: int, item: CopyItem, policy: KeyRetryPolicy, limit: AdaptiveLimit
+) -> KeyOutcome:
     requests = RequestLog()
     key_retries = 0
 
@@ -210,7 +217,9 @@ def _attempt(copy: CopyFn, index: int, item: CopyItem, policy: KeyRetryPolicy) -
         key_retries += 1
 
     try:
-        report = call_with_retries(lambda: copy(item, requests), policy, on_retry=count_retry)
+        report = call_with_retries(
+            lambda: limit.run(lambda: copy(item, requests)), policy, on_retry=count_retry
+        )
     except Exception as exc:  # every failure of one key becomes that key's outcome
         error = exc.error if isinstance(exc, RetriesExhausted) else classify(exc)
         if not error.retryable:

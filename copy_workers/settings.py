@@ -24,7 +24,9 @@ class WorkerSettings:
     keys_in_flight: int = 32
     max_pool_connections: int = 64
     max_attempts: int = 4
-    retry_mode: Literal["standard", "adaptive"] = "adaptive"
+    # "standard": botocore's adaptive mode collapses throughput under throttling (see
+    # copy_workers/throttle.py, which slows down instead).
+    retry_mode: Literal["standard", "adaptive"] = "standard"
     key_attempts: int = 6
     key_retry_base_s: float = 0.5
     key_retry_deadline_s: float = 300.0

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 
-from copy_workers import logs
+from copy_workers import logs, metrics
 from copy_workers.aws import ClientFactory
 from copy_workers.celery_app import app, settings
 from copy_workers.contract import TASK_NAME, ChunkMessage, ContractError
@@ -19,6 +19,7 @@ from copy_workers.runstate import RunStore, connect
 from copy_workers.s3copy import ObjectCopier
 from copy_workers.sides import CopyClients
 from copy_workers.stream import BufferBudget
+from copy_workers.throttle import AdaptiveLimit
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,19 @@ def _store() -> RunStore:
 
 
 @functools.cache
+def _limit() -> AdaptiveLimit:
+    """Copies in flight in this process: fewer while S3 throttles (see throttle.py)."""
+    return AdaptiveLimit(settings.keys_in_flight)
+
+
+@functools.cache
 def _clients() -> ClientFactory:
     return ClientFactory(
         max_pool_connections=settings.max_pool_connections,
         max_attempts=settings.max_attempts,
         retry_mode=settings.retry_mode,
         refresh_margin_s=settings.credential_refresh_margin_s,
+        on_throttle=_limit().throttled,
     )
 
 
@@ -61,20 +69,23 @@ def _parts_pool() -> ThreadPoolExecutor:
 )
 def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Copy one chunk of a run. Safe to run twice: already recorded keys are skipped."""
-    try:
-        message = ChunkMessage.from_wire(chunk)
-    except ContractError as exc:
-        log.error("rejected malformed chunk message", extra={"reason": str(exc)})
-        raise Reject(str(exc), requeue=False) from exc
-    final = self.request.retries >= (self.max_retries or 0)
-    clients = CopyClients.for_job(message.job, _clients())
-    copier = ObjectCopier(clients, message.job, _parts_pool(), _buffers())
-    with logs.bound(message.run_id, message.chunk_id):
-        result = copy_chunk(
-            message,
-            copier.copy,
-            _store(),
-            settings,
-            final_attempt=final,
-        )
+    with metrics.chunk_running():
+        try:
+            message = ChunkMessage.from_wire(chunk)
+        except ContractError as exc:
+            log.error("rejected malformed chunk message", extra={"reason": str(exc)})
+            raise Reject(str(exc), requeue=False) from exc
+        final = self.request.retries >= (self.max_retries or 0)
+        clients = CopyClients.for_job(message.job, _clients())
+        copier = ObjectCopier(clients, message.job, _parts_pool(), _buffers())
+        with logs.bound(message.run_id, message.chunk_id):
+            result = copy_chunk(
+                message,
+                copier.copy,
+                _store(),
+                settings,
+                final_attempt=final,
+                observer=metrics.OBSERVER,
+                limit=_limit(),
+            )
     return result.to_wire()

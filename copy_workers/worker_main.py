@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
+import shutil
 import socket
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from copy_workers.contract import QUEUE
 from copy_workers.settings import DEFAULT_REDIS_URL
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
+METRICS_DIR_PREFIX = "s3fanout-metrics-"
+_STAGING_PREFIX = ".s3fanout-metrics-staging-"
+_LOCK = ".lock"
+
+
+def _port(raw: str) -> int:
+    port = int(raw)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is 1 to 65535, not {port}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keys-in-flight", type=int, default=None, help="copies at once per chunk")
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--hostname", default=f"s3fanout@{socket.gethostname()}")
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=None,
+        help="serve Prometheus metrics on this port (default: no metrics, no port)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default="0.0.0.0",  # noqa: S104 - a container's metrics port is reached from outside it
+        help="address the metrics port binds to (default: %(default)s)",
+    )
     return parser
 
 
@@ -35,9 +64,74 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     os.environ["S3FANOUT_REDIS_URL"] = args.redis_url
     if args.keys_in_flight is not None:
         os.environ["S3FANOUT_KEYS_IN_FLIGHT"] = str(args.keys_in_flight)
-    from copy_workers.celery_app import app  # noqa: PLC0415 - after the environment is set
+    with contextlib.ExitStack() as stack:
+        # prometheus_client picks its storage when it is first imported (the app imports it):
+        # files in a directory shared with the pool's children, or, without a metrics port,
+        # plain memory that nobody reads.
+        os.environ.pop(MULTIPROC_ENV, None)
+        directory = None if args.metrics_port is None else stack.enter_context(metrics_dir())
+        if directory is not None:
+            os.environ[MULTIPROC_ENV] = str(directory)
+        from copy_workers.celery_app import app  # noqa: PLC0415 - after the environment is set
 
-    worker_args = ["worker", "-Q", QUEUE, "--loglevel", args.loglevel, "-n", args.hostname]
-    if args.concurrency is not None:
-        worker_args += ["--concurrency", str(args.concurrency)]
-    app.worker_main(worker_args)
+        if directory is not None:
+            _serve_metrics(args, directory)
+        worker_args = ["worker", "-Q", QUEUE, "--loglevel", args.loglevel, "-n", args.hostname]
+        if args.concurrency is not None:
+            worker_args += ["--concurrency", str(args.concurrency)]
+        app.worker_main(worker_args)
+
+
+def _serve_metrics(args: argparse.Namespace, directory: Path) -> None:
+    from copy_workers import metrics  # noqa: PLC0415 - imports prometheus_client
+
+    try:
+        metrics.serve(args.metrics_address, args.metrics_port, directory, args.redis_url)
+    except OSError as exc:
+        sys.exit(
+            f"s3fanout worker: cannot serve metrics on {args.metrics_address}:"
+            f"{args.metrics_port}: {exc}"
+        )
+
+
+@contextlib.contextmanager
+def metrics_dir(base: Path | None = None) -> Iterator[Path]:
+    """A new, empty, private directory for the pool's metric files; removed on exit.
+
+    The worker holds a lock on it while it lives. Directories of workers that died without
+    cleaning up (SIGKILL; in Kubernetes /tmp is an emptyDir that outlives a container restart)
+    are unlocked, and are removed first.
+    """
+    base = Path(tempfile.gettempdir()) if base is None else base
+    remove_orphans(base)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=base))
+    lock = open(staging / _LOCK, "w")  # noqa: SIM115 - held until the directory is removed
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Renamed once locked: another worker never sees it under its final name unlocked.
+        directory = staging.rename(base / (METRICS_DIR_PREFIX + staging.name[-8:]))
+        try:
+            yield directory
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+    finally:
+        lock.close()
+
+
+def remove_orphans(base: Path) -> list[Path]:
+    """Remove the metric directories under ``base`` that no live worker holds; return them."""
+    removed = []
+    for directory in sorted(base.glob(METRICS_DIR_PREFIX + "*")):
+        try:
+            fd = os.open(directory / _LOCK, os.O_RDONLY)
+        except OSError:  # not ours, or being removed by another worker
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its worker is alive
+            os.close(fd)
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        os.close(fd)
+        removed.append(directory)
+    return removed

@@ -200,6 +200,12 @@ class Worker:
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop_process(self.process, sig)
 
+    def kill_all(self) -> None:
+        """SIGKILL the worker and its pool processes at once, as an evicted pod dies."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
 
 @contextlib.contextmanager
 def worker_process(
@@ -209,7 +215,9 @@ def worker_process(
     concurrency: int = 2,
     extra_env: dict[str, str] | None = None,
     name: str = "worker",
+    metrics_port: int | None = None,
 ) -> Iterator[Worker]:
+    """A worker process; with ``metrics_port``, serving its metrics on 127.0.0.1:metrics_port."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / f"{name}.log"
     env = {
@@ -231,11 +239,17 @@ def worker_process(
                 str(concurrency),
                 "--hostname",
                 f"{name}-{free_port()}@test",
+                *(
+                    ()
+                    if metrics_port is None
+                    else ("--metrics-port", str(metrics_port), "--metrics-address", "127.0.0.1")
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=REPO,
+            start_new_session=True,  # a process group of its own: kill_all() takes it whole
         )
     worker = Worker(proc, log_path)
     try:
