@@ -139,6 +139,8 @@ class ClientFactory:
         self._lock = threading.Lock()
         self._clients: OrderedDict[Identity, S3Client] = OrderedDict()
         self._base_principal: str | None = None
+        self._sessions: OrderedDict[Identity, boto3.Session] = OrderedDict()
+        self._sessions_lock = threading.Lock()
 
     def s3(self, identity: Identity | None = None) -> S3Client:
         """The client for ``identity`` (default: this process's own identity)."""
@@ -181,8 +183,32 @@ class ClientFactory:
                 self._base_principal = "the worker's own identity"
         return self._base_principal
 
+    def frozen_credentials(self, identity: Identity) -> Callable[[], tuple[str, str, str | None]]:
+        """Current (access key, secret, token) of ``identity``, renewed as botocore renews them.
+
+        For the CRT request path, which signs with credentials handed over per request.
+        """
+        credentials = self._session(identity).get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found for the worker")
+
+        def current() -> tuple[str, str, str | None]:
+            frozen = credentials.get_frozen_credentials()
+            return str(frozen.access_key), str(frozen.secret_key), frozen.token
+
+        return current
+
     def _session(self, identity: Identity) -> boto3.Session:
-        base = self._base or boto3.Session(region_name=self._region_name)
-        if identity.role_arn is None:
-            return base
-        return assumed_role_session(base, identity, self._refresh_margin_s)
+        """One session per identity: its clients and the CRT path share its credentials."""
+        with self._sessions_lock:
+            session = self._sessions.get(identity)
+            if session is None:
+                base = self._base or boto3.Session(region_name=self._region_name)
+                session = base
+                if identity.role_arn is not None:
+                    session = assumed_role_session(base, identity, self._refresh_margin_s)
+                self._sessions[identity] = session
+                if len(self._sessions) > MAX_CLIENTS:  # one per role and run: keep it bounded
+                    self._sessions.popitem(last=False)
+            self._sessions.move_to_end(identity)
+            return session

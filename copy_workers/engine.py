@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from copy_workers.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcome, KeyStatus
 from copy_workers.errors import classify
+from copy_workers.fastlane import FastLane, eligible
 from copy_workers.logs import log_event
 from copy_workers.requests import RequestLog
 from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retries
@@ -119,6 +120,7 @@ def copy_chunk(
     final_attempt: bool = True,
     observer: ChunkObserver | None = None,
     limit: AdaptiveLimit | None = None,
+    lane: FastLane | None = None,
 ) -> ChunkResult:
     """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
 
@@ -136,7 +138,10 @@ def copy_chunk(
     if not state.accepts_work:
         _record_all(recorder, message, pending, KeyStatus.CANCELLED)
         return _result(message, recorder.tally)
-    left = _copy_pending(
+    left = 0
+    if lane is not None:
+        pending, left = _run_lane(lane, message, pending, recorder, final_attempt)
+    left += _copy_pending(
         message,
         pending=pending,
         copy=copy,
@@ -179,6 +184,29 @@ def _copy_pending(
             if recorder.cancelling:
                 _cancel_rest(futures, recorder, message)
     return left
+
+
+def _run_lane(
+    lane: FastLane,
+    message: ChunkMessage,
+    pending: list[int],
+    recorder: _Recorder,
+    final_attempt: bool,
+) -> tuple[list[int], int]:
+    """Copy the keys the fast lane can take; return the rest and how many are left to retry."""
+    fast = [i for i in pending if eligible(message.job, message.items[i])]
+    if not fast:
+        return pending, 0
+    taken = set(fast)
+
+    def emit(outcome: KeyOutcome, seconds: float) -> None:
+        recorder.observer.key_finished(outcome, seconds)
+        recorder.add(outcome)
+
+    handoff, left = lane.run(
+        message, fast, emit, cancelled=lambda: recorder.cancelling, final_attempt=final_attempt
+    )
+    return [i for i in pending if i not in taken] + handoff, left
 
 
 def _cancel_rest(

@@ -19,6 +19,7 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
 )
+from awscrt.exceptions import AwsCrtError
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 from copy_workers.logs import redact
@@ -91,6 +92,8 @@ def classify(exc: BaseException) -> ClassifiedError:  # noqa: PLR0911 - one bran
         return ClassifiedError(ErrorKind.PERMANENT, exc.code, _message(exc))
     if isinstance(exc, ClientError):
         return _classify_client_error(exc)
+    if isinstance(exc, AwsCrtError):
+        return _classify_crt_error(exc)
     if isinstance(exc, ConnectionError | HTTPClientError):
         return ClassifiedError(ErrorKind.TRANSIENT, type(exc).__name__, _message(exc))
     if isinstance(exc, NoCredentialsError | CredentialRetrievalError):
@@ -116,6 +119,12 @@ def _classify_client_error(exc: ClientError) -> ClassifiedError:
     if code in HINTS:
         message = f"{message} ({HINTS[code]})"
     return ClassifiedError(kind, code, message, status)
+
+
+def _classify_crt_error(exc: AwsCrtError) -> ClassifiedError:
+    """Errors of the CRT request path: the network's are transient, signing's are not."""
+    kind = ErrorKind.PERMANENT if exc.name.startswith("AWS_AUTH") else ErrorKind.TRANSIENT
+    return ClassifiedError(kind, exc.name, _message(exc))
 
 
 def _message(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ class WorkerSettings:
     part_concurrency: int = 16
     stream_buffers: int = 16
     credential_refresh_margin_s: int | None = None
+    fast_lane: bool = True
     chunk_retries: int = 3
     visibility_timeout_s: int = 3600
     run_ttl_s: int = 7 * 24 * 3600
@@ -87,6 +88,7 @@ class WorkerSettings:
             part_concurrency=_int(env, "S3FANOUT_PART_CONCURRENCY", defaults.part_concurrency),
             stream_buffers=_int(env, "S3FANOUT_STREAM_BUFFERS", defaults.stream_buffers),
             credential_refresh_margin_s=_optional_int(env, "S3FANOUT_CREDENTIAL_REFRESH_MARGIN_S"),
+            fast_lane=env.get("S3FANOUT_FAST_LANE", "1") not in ("0", "false", "no"),
             chunk_retries=_int(env, "S3FANOUT_CHUNK_RETRIES", defaults.chunk_retries),
             visibility_timeout_s=_int(
                 env, "S3FANOUT_VISIBILITY_TIMEOUT_S", defaults.visibility_timeout_s

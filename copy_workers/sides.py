@@ -72,12 +72,16 @@ class CopyClients:
         one given, or by the worker's own identity."""
         source = _identity(job, job.source_role_arn)
         dest = _identity(job, job.dest_role_arn)
-        signer = dest if job.dest_role_arn else source
 
         def side(identity: Identity) -> Side:
             return Side(factory.s3(identity), factory.principal(identity))
 
-        return cls(copy=side(signer), source=side(source), dest=side(dest))
+        return cls(copy=side(signer_identity(job)), source=side(source), dest=side(dest))
+
+
+def signer_identity(job: CopyJob) -> Identity:
+    """Who signs server-side copies: the destination role if given, else the source role."""
+    return _identity(job, job.dest_role_arn or job.source_role_arn)
 
 
 def _identity(job: CopyJob, role_arn: str | None) -> Identity:

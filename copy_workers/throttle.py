@@ -57,11 +57,23 @@ class AdaptiveLimit:
             ok = True
             return result
         finally:
-            with self._cond:
-                self._in_flight -= 1
-                if ok:
-                    self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
-                self._cond.notify_all()
+            self.release(succeeded=ok)
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now (for callers that cannot block)."""
+        with self._cond:
+            if self._in_flight >= self.limit:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self, succeeded: bool) -> None:
+        """Give a slot back; a success widens the limit by 1/limit."""
+        with self._cond:
+            self._in_flight -= 1
+            if succeeded:
+                self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+            self._cond.notify_all()
 
     def throttled(self) -> None:
         """S3 said slow down: cut the limit, unless it was cut a moment ago."""

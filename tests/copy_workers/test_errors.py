@@ -53,3 +53,15 @@ def test_a_source_changed_since_listing_says_so() -> None:
     error = classify(client_error("PreconditionFailed", 412))
     assert error.kind is ErrorKind.PERMANENT
     assert "changed after it was listed" in error.message
+
+
+def test_crt_network_errors_are_transient_and_signing_errors_permanent() -> None:
+    from awscrt.exceptions import AwsCrtError
+
+    reset = AwsCrtError(code=1051, name="AWS_IO_SOCKET_CLOSED", message="socket closed")
+    signing = AwsCrtError(code=6153, name="AWS_AUTH_SIGNING_NO_CREDENTIALS", message="none")
+    assert (classify(reset).kind, classify(reset).code) == (
+        ErrorKind.TRANSIENT,
+        "AWS_IO_SOCKET_CLOSED",
+    )
+    assert classify(signing).kind is ErrorKind.PERMANENT
