@@ -2,57 +2,77 @@
 
 The operator holds no copy logic. It validates its arguments, lists the source and sends
 chunks by task name through ``copy_control`` (the same code as the CLI), then waits for the
-run by reading Redis. Worker code is never imported here.
+run: in the task (non-deferrable), or in the triggerer (``deferrable=True``, see
+``airflow_plugin.triggers``). Worker code is never imported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from airflow_plugin.compat import AirflowException, AirflowFailException, BaseOperator, S3Hook
+from airflow_plugin.compat import (
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    S3Hook,
+    conf,
+)
+from airflow_plugin.connections import RedisConnectionError, resolve_redis_url, url_has_secret
+from airflow_plugin.lineage import operator_lineage
+from airflow_plugin.locations import Locations, resolve_locations
+from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
+from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
+from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_control.dispatch import producer_app
 from copy_control.request import CopyRequest, InvalidRequest, build_options
-from copy_control.runner import start_run, wait_for_run
+from copy_control.runner import RunTimeout, start_run, wait_for_run
 from copy_control.units import parse_size
 from copy_workers.aws import ClientFactory
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
 
-PROGRESS_EVERY_S = 30.0
+__all__ = ["S3CrossAccountCopyOperator", "run_id_for"]
+
+# Airflow's own deferral timeout is a safety net behind the trigger's deadline (which ends
+# the wait with a "timeout" event and a clear message); it fires only if no triggerer ran.
+DEFER_GRACE_S = 300
 
 
-def run_id_for(context: Any) -> str:
-    """A run id that is the same for every try of one task instance.
-
-    Derived from dag, task, Airflow run and map index, so a retried task finds its run
-    again instead of starting another.
-    """
-    ti = context["ti"]
-    ident = f"{ti.dag_id}\0{ti.task_id}\0{ti.run_id}\0{getattr(ti, 'map_index', -1)}"
-    return f"af-{hashlib.sha256(ident.encode()).hexdigest()[:24]}"
-
-
-class S3CrossAccountCopyOperator(BaseOperator):
+class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-ignore]
     """Copy ``source_key`` or every key under ``source_prefix`` to the destination bucket.
 
-    :param source_bucket: bucket to copy from
+    Returns the run summary (``RunSummary.to_dict()``) as its XCom value. The parameters,
+    with examples, are in docs/airflow.md.
+
+    :param source_bucket: bucket to copy from (or give ``source_s3_url``)
     :param source_key: one object to copy (or give ``source_prefix``)
     :param source_prefix: copy every object under this prefix, recursively
-    :param dest_bucket: bucket to copy to
+    :param source_s3_url: ``s3://bucket/key``, or ``s3://bucket/prefix/`` (ends in "/")
+    :param dest_bucket: bucket to copy to (or give ``dest_s3_url``)
     :param dest_key: destination key of a single-object copy
     :param dest_prefix: destination prefix; a prefix copy maps source_prefix + rest to
         dest_prefix + rest, a single key goes to dest_prefix + its basename
+    :param dest_s3_url: ``s3://bucket/prefix`` (a single key: the new key, or a prefix if it
+        ends in "/")
     :param chunk_size: keys per worker task
     :param max_failures: failed keys tolerated before the task fails (None: no limit)
-    :param redis_url: the Redis of the worker pool (broker and run store)
+    :param redis_conn_id: Airflow connection of the worker pool's Redis (broker and run
+        store): host, port, login, password, extra ``{"db": 0, "ssl": true, ...}``
+    :param redis_url: or its URL (default ``redis://127.0.0.1:6379/0``); with
+        ``deferrable=True`` only a URL without a password (use ``redis_conn_id``)
     :param aws_conn_id: Airflow AWS connection used to list the source
+    :param deferrable: wait in the triggerer instead of a worker slot (default: Airflow's
+        ``[operators] default_deferrable``)
     :param poll_interval: seconds between two readings of the run's progress
-    :param timeout: seconds to wait for the run before the task fails (None: no limit)
+    :param progress_interval: seconds between two progress lines in the log
+    :param timeout: seconds to wait for the run before the task fails (None: no limit); the
+        run goes on, and a retry of the task re-attaches to it
+    :param cancel_on_kill: cancel the run when the task is killed (``on_kill``)
     :param overwrite: "always", "if-different" (skip objects already copied) or "never"
     :param multipart_threshold: objects above this size (bytes or "256MiB") are copied in parts
     :param part_size: part size for multipart copies (default: chosen by object size)
@@ -75,40 +95,40 @@ class S3CrossAccountCopyOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "source_bucket",
-        "source_key",
-        "source_prefix",
-        "dest_bucket",
-        "dest_key",
-        "dest_prefix",
-        "redis_url",
-        "overwrite",
-        "metadata",
-        "tags",
-        "storage_class",
-        "sse_kms_key_id",
-        "source_role_arn",
-        "dest_role_arn",
-        "external_id",
-        "copy_mode",
+        # where from and to
+        *("source_bucket", "source_key", "source_prefix", "source_s3_url"),
+        *("dest_bucket", "dest_key", "dest_prefix", "dest_s3_url"),
+        # connections and roles
+        *("redis_conn_id", "redis_url", "aws_conn_id"),
+        *("source_role_arn", "dest_role_arn", "external_id", "copy_mode"),
+        # copy options
+        *("overwrite", "multipart_threshold", "part_size", "metadata_directive", "metadata"),
+        *("tagging", "tags", "storage_class", "acl", "sse", "sse_kms_key_id"),
+        "checksum_algorithm",
     )
     ui_color = "#ff9900"
 
     def __init__(
         self,
         *,
-        source_bucket: str,
-        dest_bucket: str,
+        source_bucket: str | None = None,
+        dest_bucket: str | None = None,
         source_key: str | None = None,
         source_prefix: str | None = None,
         dest_key: str | None = None,
         dest_prefix: str | None = None,
+        source_s3_url: str | None = None,
+        dest_s3_url: str | None = None,
         chunk_size: int = 500,
         max_failures: int | None = 0,
-        redis_url: str = DEFAULT_REDIS_URL,
+        redis_conn_id: str | None = None,
+        redis_url: str | None = None,
         aws_conn_id: str | None = "aws_default",
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 2.0,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL_S,
         timeout: float | None = None,
+        cancel_on_kill: bool = True,
         overwrite: str = "always",
         multipart_threshold: int | str = "256MiB",
         part_size: int | str | None = None,
@@ -133,15 +153,21 @@ class S3CrossAccountCopyOperator(BaseOperator):
         self.source_bucket = source_bucket
         self.source_key = source_key
         self.source_prefix = source_prefix
+        self.source_s3_url = source_s3_url
         self.dest_bucket = dest_bucket
         self.dest_key = dest_key
         self.dest_prefix = dest_prefix
+        self.dest_s3_url = dest_s3_url
         self.chunk_size = chunk_size
         self.max_failures = max_failures
+        self.redis_conn_id = redis_conn_id
         self.redis_url = redis_url
         self.aws_conn_id = aws_conn_id
+        self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.progress_interval = progress_interval
         self.timeout = timeout
+        self.cancel_on_kill = cancel_on_kill
         self.overwrite = overwrite
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
@@ -160,16 +186,33 @@ class S3CrossAccountCopyOperator(BaseOperator):
         self.external_id = external_id
         self.session_duration = session_duration
         self.copy_mode = copy_mode
+        # (redis URL, run id) of the run this task drives, for on_kill.
+        self._attached: tuple[str, str] | None = None
+
+    # --- the copy request ------------------------------------------------------------------
+    def locations(self) -> Locations:
+        """Source and destination from bucket/key/prefix or s3:// URL arguments."""
+        return resolve_locations(
+            source_bucket=self.source_bucket,
+            source_key=self.source_key,
+            source_prefix=self.source_prefix,
+            source_s3_url=self.source_s3_url,
+            dest_bucket=self.dest_bucket,
+            dest_key=self.dest_key,
+            dest_prefix=self.dest_prefix,
+            dest_s3_url=self.dest_s3_url,
+        )
 
     def build_request(self) -> CopyRequest:
         """The validated copy request; raises InvalidRequest with what to fix."""
+        loc = self.locations()
         return CopyRequest(
-            source_bucket=self.source_bucket,
-            dest_bucket=self.dest_bucket,
-            source_key=self.source_key,
-            source_prefix=self.source_prefix,
-            dest_key=self.dest_key,
-            dest_prefix=self.dest_prefix,
+            source_bucket=loc.source_bucket,
+            dest_bucket=loc.dest_bucket,
+            source_key=loc.source_key,
+            source_prefix=loc.source_prefix,
+            dest_key=loc.dest_key,
+            dest_prefix=loc.dest_prefix,
             chunk_size=self.chunk_size,
             max_failures=self.max_failures,
             options=build_options(
@@ -180,10 +223,10 @@ class S3CrossAccountCopyOperator(BaseOperator):
                 metadata=self.metadata,
                 tagging=self.tagging,
                 tags=self.tags,
-                storage_class=self.storage_class,
-                acl=self.acl,
-                sse=self.sse,
-                sse_kms_key_id=self.sse_kms_key_id,
+                storage_class=self.storage_class or None,
+                acl=self.acl or None,
+                sse=self.sse or None,
+                sse_kms_key_id=self.sse_kms_key_id or None,
                 checksum_algorithm=self.checksum_algorithm,
                 verify=self.verify,
             ),
@@ -194,27 +237,146 @@ class S3CrossAccountCopyOperator(BaseOperator):
             copy_mode=self.copy_mode,
         )
 
+    # --- running -----------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
-        run_id = run_id_for(context)
-        store = RunStore(connect(self.redis_url))
         try:
             request = self.build_request()
-            s3 = self._listing_client(request, run_id)
-            report = start_run(request, run_id, s3, store, producer_app(self.redis_url))
-        except InvalidRequest as exc:
-            # Bad input does not get better with a retry.
+        except InvalidRequest as exc:  # bad input does not get better with a retry
             raise AirflowFailException(str(exc)) from exc
-        self.log.info(
-            "Run %s: %d chunks dispatched (resumed: %s)", run_id, report.chunks_sent, report.resumed
-        )
-        summary = wait_for_run(
-            store,
-            run_id,
-            poll_s=self.poll_interval,
-            timeout_s=self.timeout,
-            on_progress=_ProgressLog(self.log),
-        )
+        url = self._redis_url()
+        client = connect(url)
+        try:
+            store = RunStore(client)
+            run_id = current_run_id(client, run_id_for(context))
+            self._attached = (url, run_id)
+            found = store.summary(run_id)
+            if found is not None and found.is_final:
+                self.log.info("Run %s ended (%s): re-attaching to it", run_id, found.status)
+                return self._finish(found)
+            self._dispatch(request, run_id, store, url, resuming=found is not None)
+            if self.deferrable:
+                self._defer(run_id)
+            return self._finish(self._wait(store, run_id))
+        finally:
+            client.close()
+
+    def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger: validate its event, then report like ``execute``."""
+        try:
+            result = RunEvent.from_payload(event)
+        except ValueError as exc:
+            raise AirflowException(f"unexpected event from the trigger: {exc}") from exc
+        if result.status == "timeout":
+            raise AirflowException(self._timeout_message(result.run_id))
+        if result.status == "error":
+            raise AirflowException(f"Run {result.run_id}: {result.message}")
+        assert result.summary is not None  # from_payload guarantees it for final statuses
+        self._attached = (self._redis_url(), result.run_id)
+        return self._finish(result.summary)
+
+    def on_kill(self) -> None:
+        """Cancel the run this task drives: queued chunks are dropped, nothing new starts."""
+        if self._attached is None or not self.cancel_on_kill:
+            return
+        url, run_id = self._attached
+        status = cancel_run(url, run_id)
+        self.log.info("Run %s: cancellation requested (status %s)", run_id, status)
+
+    def report(self, summary: RunSummary) -> dict[str, Any]:
+        """Log the metrics line, fail the task if the run failed, return the XCom summary.
+
+        A failed or cancelled run fails the task with AirflowFailException: a retry would
+        re-attach to the same finished run, so it cannot help.
+        """
+        self.log.info("%s", json.dumps({"event": "s3fanout.metrics", **summary.to_dict()}))
+        limit = self.max_failures
+        if summary.status == RunStatus.CANCELLED:
+            raise AirflowFailException(
+                f"Run {summary.run_id} was cancelled: {summary.objects_copied} copied, "
+                f"{summary.objects_cancelled} not copied"
+            )
+        if summary.status == RunStatus.FAILED or (
+            limit is not None and summary.objects_failed > limit
+        ):
+            shown = "; ".join(
+                f"{f['key']}: {f['error_code']}: {f['message']}" for f in summary.failures[:10]
+            )
+            raise AirflowFailException(
+                f"Run {summary.run_id}: {summary.objects_failed} keys failed "
+                f"(max_failures={limit}): {shown}"
+            )
+        return summary.to_dict()
+
+    def _finish(self, summary: RunSummary) -> dict[str, Any]:
+        # The outcome is reported now: the next execution of this task instance (a clear)
+        # starts a new run instead of replaying this one.
+        assert self._attached is not None
+        client = connect(self._attached[0])
+        try:
+            close_run(client, summary.run_id)
+        finally:
+            client.close()
         return self.report(summary)
+
+    def _redis_url(self) -> str:
+        if self.redis_conn_id and self.redis_url:
+            raise AirflowFailException("give redis_conn_id or redis_url, not both")
+        if self.deferrable and self.redis_url and url_has_secret(self.redis_url):
+            raise AirflowFailException(
+                "redis_url holds a password, and a deferred task's trigger arguments are "
+                "stored in Airflow's database: with deferrable=True use redis_conn_id"
+            )
+        try:
+            return resolve_redis_url(self.redis_conn_id, self.redis_url)
+        except RedisConnectionError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def _dispatch(
+        self, request: CopyRequest, run_id: str, store: RunStore, url: str, *, resuming: bool
+    ) -> None:
+        try:
+            s3 = self._listing_client(request, run_id)
+            report = start_run(request, run_id, s3, store, producer_app(url))
+        except InvalidRequest as exc:
+            raise AirflowFailException(str(exc)) from exc
+        what = "re-attached to the run in progress" if resuming else "started"
+        self.log.info("Run %s %s: %d chunks dispatched", run_id, what, report.chunks_sent)
+
+    def _defer(self, run_id: str) -> None:
+        trigger = S3FanoutRunTrigger(
+            run_id=run_id,
+            redis_conn_id=self.redis_conn_id or None,
+            redis_url=None if self.redis_conn_id else (self.redis_url or DEFAULT_REDIS_URL),
+            poll_interval=self.poll_interval,
+            progress_interval=self.progress_interval,
+            deadline=None if self.timeout is None else time.time() + self.timeout,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+        self.log.info(
+            "Run %s: deferring until it ends (`s3fanout cancel %s` stops it)", run_id, run_id
+        )
+        limit = None if self.timeout is None else timedelta(seconds=self.timeout + DEFER_GRACE_S)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=limit)
+
+    def _wait(self, store: RunStore, run_id: str) -> RunSummary:
+        try:
+            return wait_for_run(
+                store,
+                run_id,
+                poll_s=self.poll_interval,
+                timeout_s=self.timeout,
+                on_progress=ProgressLog(self.log, self.progress_interval),
+            )
+        except RunTimeout as exc:
+            raise AirflowException(self._timeout_message(run_id)) from exc
+        except InvalidRequest as exc:  # the run vanished from Redis
+            raise AirflowException(str(exc)) from exc
+
+    def _timeout_message(self, run_id: str) -> str:
+        return (
+            f"Run {run_id} had not ended after timeout={self.timeout} s. It goes on: a retry "
+            f"of this task re-attaches to it, and `s3fanout cancel {run_id}` stops it."
+        )
 
     def _listing_client(self, request: CopyRequest, run_id: str) -> Any:
         """S3 client for listing: the connection's, or the source role assumed from it."""
@@ -228,43 +390,15 @@ class S3CrossAccountCopyOperator(BaseOperator):
         )
         return factory.s3(request.listing_identity(run_id))
 
-    def report(self, summary: RunSummary) -> dict[str, Any]:
-        """Log the metrics line, fail the task if the run failed, return the XCom summary."""
-        self.log.info("%s", json.dumps({"event": "s3fanout.metrics", **summary.to_dict()}))
-        limit = self.max_failures
-        if summary.status == RunStatus.CANCELLED:
-            raise AirflowException(f"Run {summary.run_id} was cancelled")
-        if summary.status == RunStatus.FAILED or (
-            limit is not None and summary.objects_failed > limit
-        ):
-            shown = "; ".join(
-                f"{f['key']}: {f['error_code']}: {f['message']}" for f in summary.failures[:10]
-            )
-            raise AirflowException(
-                f"Run {summary.run_id}: {summary.objects_failed} keys failed "
-                f"(max_failures={limit}): {shown}"
-            )
-        return summary.to_dict()
+    # --- OpenLineage (used only when the OpenLineage provider is installed) ------------------
+    def get_openlineage_facets_on_start(self) -> Any:
+        """Input and output datasets: ``s3://bucket`` with the key or prefix as the name."""
+        try:
+            loc: Locations | None = self.locations()
+        except InvalidRequest:
+            loc = None
+        return operator_lineage(loc)
 
-
-class _ProgressLog:
-    """Logs a progress line at most every PROGRESS_EVERY_S seconds."""
-
-    def __init__(self, logger: Any) -> None:
-        self._log = logger
-        self._last = 0.0
-
-    def __call__(self, summary: RunSummary) -> None:
-        now = time.monotonic()
-        if now - self._last < PROGRESS_EVERY_S and not summary.is_final:
-            return
-        self._last = now
-        self._log.info(
-            "Run %s %s: %d/%d objects done (%d failed), %d bytes copied",
-            summary.run_id,
-            summary.status,
-            summary.objects_copied + summary.objects_skipped + summary.objects_failed,
-            summary.objects_listed,
-            summary.objects_failed,
-            summary.bytes_copied,
-        )
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The same datasets as on start: a copy reads and writes what it was given."""
+        return self.get_openlineage_facets_on_start()

@@ -6,13 +6,17 @@ conftest import, before any test module imports Airflow.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from devstack.servers import RedisServer, Worker, worker_process
 
 DAGS = Path(__file__).parent / "dags"
 _HOME = tempfile.mkdtemp(prefix="s3fanout-airflow-")
@@ -34,3 +38,21 @@ pytest.importorskip("airflow", reason="Airflow is not installed in this environm
 def airflow_db() -> None:
     airflow = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="package")
+def worker(
+    redis_srv: RedisServer, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    """One copy worker process for the Airflow tests, on the session's Redis and S3."""
+    with worker_process(redis_srv.url, s3_endpoint, tmp_path_factory.mktemp("af-worker")) as w:
+        yield w
+
+
+@pytest.fixture
+def redis_conn_id(redis_srv: RedisServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An Airflow connection (from the environment) to the session's Redis."""
+    conn_id = "s3fanout_test_redis"
+    value = {"conn_type": "redis", "host": "127.0.0.1", "port": redis_srv.port, "extra": {"db": 0}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))
+    return conn_id
