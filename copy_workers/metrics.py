@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import redis
 from celery.exceptions import Reject
@@ -208,6 +208,11 @@ def drop_live_gauges(pid: int, directory: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists.
+
+    A pid reused by another process reads as alive until that one ends: a dead child's
+    in-flight count then lingers as long, which is rare and harmless.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -222,7 +227,7 @@ class _Serving:
     """What the main process set up; pool children inherit it when they are forked."""
 
     directory: Path | None = None
-    server: Any = None
+    server: WSGIServer | None = None
 
 
 _serving = _Serving()

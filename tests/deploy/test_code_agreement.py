@@ -148,31 +148,17 @@ def _parse(args: list[str]) -> argparse.Namespace:
         pytest.fail(f"s3fanout worker rejects {args}: {stderr.getvalue()}")
 
 
-def _without_metrics_port(args: list[str]) -> list[str]:
-    if "--metrics-port" not in args:
-        return args
-    at = args.index("--metrics-port")
-    return args[:at] + args[at + 2 :]
-
-
 @pytest.mark.parametrize("where", ["worker.Dockerfile", "docker-compose.yml", "deploy/k8s"])
 def test_the_worker_command_is_one_the_worker_accepts(where: str) -> None:
     command = _worker_commands()[where]
     assert command[:2] == ["s3fanout", "worker"]
-    args = _parse(_without_metrics_port(command[2:]))
+    args = _parse(command[2:])
     assert args.concurrency >= 1
     # The health checks ping the default node name and read the URL from the environment.
     assert "--hostname" not in command
     assert "--redis-url" not in command
 
 
-def _parser_has_metrics_port() -> bool:
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(SystemExit):
-        return build_parser().parse_args(["--metrics-port", METRICS_PORT]) is not None
-    return False
-
-
-@pytest.mark.xfail(not _parser_has_metrics_port(), reason="metrics port flag pending", strict=True)
 def test_the_worker_serves_metrics_on_the_metrics_port() -> None:
     for where, command in _worker_commands().items():
         args = _parse(command[2:])
