@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,8 +118,10 @@ return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
 )
 
 # KEYS: run, dispatched, done, progress, failures, recorded(chunk).
-# ARGV: ttl, chunk_id, n_items, then 7 values per outcome:
-#   index, status, size, retries, error_code, failure json, extra counters (comma-separated).
+# ARGV: ttl, chunk_id, n_items, and the outcomes as one JSON array (encoding a batch as one
+# string costs the worker far less CPU than seven Redis arguments per outcome):
+#   [index, status, size, retries, error_code, failure json, [extra counters]] each.
+# Counters are summed in the script and written with one HINCRBY each.
 # A key is counted only if its bit in the chunk's bitmap was not yet set.
 # Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
 _RECORD = (
@@ -127,22 +129,25 @@ _RECORD = (
     + """
 local run = KEYS[1]
 if redis.call('EXISTS', run) == 0 then return {{}, false} end
-local added = {}
-for i = 4, #ARGV, 7 do
-  if redis.call('SETBIT', KEYS[6], tonumber(ARGV[i]), 1) == 0 then
-    added[#added + 1] = (i - 4) / 7 + 1
-    local status = ARGV[i + 1]
-    redis.call('HINCRBY', run, 'objects_' .. status, 1)
-    if status == 'copied' then redis.call('HINCRBY', run, 'bytes_copied', tonumber(ARGV[i + 2])) end
-    for counter in string.gmatch(ARGV[i + 6], '[^,]+') do redis.call('HINCRBY', run, counter, 1) end
-    local retries = tonumber(ARGV[i + 3])
-    if retries > 0 then redis.call('HINCRBY', run, 'retries', retries) end
-    if status == 'failed' then
-      redis.call('HINCRBY', run, 'errors:' .. ARGV[i + 4], 1)
-      redis.call('RPUSH', KEYS[5], ARGV[i + 5])
+local added, totals = {}, {}
+local function add(name, amount)
+  if amount ~= 0 then totals[name] = (totals[name] or 0) + amount end
+end
+for position, o in ipairs(cjson.decode(ARGV[4])) do
+  -- o = {index, status, size, retries, error code, failure record, {extra counters}}
+  if redis.call('SETBIT', KEYS[6], o[1], 1) == 0 then
+    added[#added + 1] = position
+    add('objects_' .. o[2], 1)
+    if o[2] == 'copied' then add('bytes_copied', o[3]) end
+    add('retries', o[4])
+    for _, counter in ipairs(o[7]) do add(counter, 1) end
+    if o[2] == 'failed' then
+      add('errors:' .. o[5], 1)
+      redis.call('RPUSH', KEYS[5], o[6])
     end
   end
 end
+for name, amount in pairs(totals) do redis.call('HINCRBY', run, name, amount) end
 local recorded = redis.call('HINCRBY', KEYS[4], ARGV[2], #added)
 if recorded >= tonumber(ARGV[3]) then redis.call('SADD', KEYS[3], ARGV[2]) end
 local ttl = tonumber(ARGV[1])
