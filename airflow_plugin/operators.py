@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_plugin.compat import (
@@ -29,9 +29,10 @@ from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_fo
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_control.dispatch import producer_app
 from copy_control.request import CopyRequest, InvalidRequest, build_options
-from copy_control.runner import RunTimeout, start_run, wait_for_run
+from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
+from copy_control.selection import build_selection
 from copy_control.units import parse_size
-from copy_workers.aws import ClientFactory
+from copy_workers.aws import ClientFactory, Identity
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
@@ -86,6 +87,18 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
     :param sse_kms_key_id: the destination account's KMS key, with sse="aws:kms"
     :param checksum_algorithm: "auto" (the source's), "CRC64NVME", "CRC32C", ... or "none"
     :param verify: compare checksums or ETags of source and copy (default True)
+    :param split_threshold: server-side copies above this size (bytes or "4GiB") are split:
+        their parts go to several workers, and the one finishing last completes the object
+    :param parts_per_task: parts per task of a split object
+    :param manifest: ``s3://bucket/key`` of a CSV (``bucket,key``) or an S3 Inventory
+        ``manifest.json`` naming the keys to copy, instead of listing the source prefix
+    :param include: glob(s) on the key below the source prefix; only matching keys are copied
+    :param exclude: glob(s) of keys left out (excludes win over includes)
+    :param min_size: smallest object copied (bytes or "1MiB"); ``max_size``: the largest
+    :param modified_after: copy objects last modified at or after this time (ISO 8601);
+        ``modified_before``: before it
+    :param dry_run: list, filter and plan, and return what would be copied; copies nothing
+    :param listing_concurrency: key ranges (or manifest files) listed at once
     :param source_role_arn: role the workers assume to read the source (the operator lists
         with it too, from the ``aws_conn_id`` connection's credentials)
     :param dest_role_arn: role the workers assume to write the destination
@@ -105,6 +118,14 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         *("overwrite", "multipart_threshold", "part_size", "metadata_directive", "metadata"),
         *("tagging", "tags", "storage_class", "acl", "sse", "sse_kms_key_id"),
         "checksum_algorithm",
+        "split_threshold",
+        "manifest",
+        "include",
+        "exclude",
+        "min_size",
+        "max_size",
+        "modified_after",
+        "modified_before",
     )
     ui_color = "#ff9900"
 
@@ -142,6 +163,17 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         sse_kms_key_id: str | None = None,
         checksum_algorithm: str = "auto",
         verify: bool = True,
+        split_threshold: int | str = "4GiB",
+        parts_per_task: int = 8,
+        manifest: str | None = None,
+        include: list[str] | str | None = None,
+        exclude: list[str] | str | None = None,
+        min_size: int | str | None = None,
+        max_size: int | str | None = None,
+        modified_after: str | datetime | None = None,
+        modified_before: str | datetime | None = None,
+        dry_run: bool = False,
+        listing_concurrency: int = 8,
         source_role_arn: str | None = None,
         dest_role_arn: str | None = None,
         external_id: str | None = None,
@@ -181,6 +213,18 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         self.sse_kms_key_id = sse_kms_key_id
         self.checksum_algorithm = checksum_algorithm
         self.verify = verify
+        self.split_threshold = split_threshold
+        self.parts_per_task = parts_per_task
+        self.manifest = manifest
+        self.include = include
+        self.exclude = exclude
+        self.min_size = min_size
+        self.max_size = max_size
+        self.modified_after = modified_after
+        self.modified_before = modified_before
+        # BaseOperator has a dry_run() method of its own: keep the flag under another name.
+        self.plan_only = dry_run
+        self.listing_concurrency = listing_concurrency
         self.source_role_arn = source_role_arn
         self.dest_role_arn = dest_role_arn
         self.external_id = external_id
@@ -229,12 +273,24 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
                 sse_kms_key_id=self.sse_kms_key_id or None,
                 checksum_algorithm=self.checksum_algorithm,
                 verify=self.verify,
+                split_threshold=parse_size(self.split_threshold, "split_threshold"),
+                parts_per_task=self.parts_per_task,
             ),
             source_role_arn=self.source_role_arn or None,
             dest_role_arn=self.dest_role_arn or None,
             external_id=self.external_id or None,
             session_duration_s=self.session_duration,
             copy_mode=self.copy_mode,
+            manifest=self.manifest or None,
+            selection=build_selection(
+                include=self.include,
+                exclude=self.exclude,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                modified_after=self.modified_after,
+                modified_before=self.modified_before,
+            ),
+            listing_concurrency=self.listing_concurrency,
         )
 
     # --- running -----------------------------------------------------------------------------
@@ -243,6 +299,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             request = self.build_request()
         except InvalidRequest as exc:  # bad input does not get better with a retry
             raise AirflowFailException(str(exc)) from exc
+        if self.plan_only:
+            return self._plan(request, run_id_for(context))
         url = self._redis_url()
         client = connect(url)
         try:
@@ -378,17 +436,36 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             f"of this task re-attaches to it, and `s3fanout cancel {run_id}` stops it."
         )
 
-    def _listing_client(self, request: CopyRequest, run_id: str) -> Any:
-        """S3 client for listing: the connection's, or the source role assumed from it."""
+    def _plan(self, request: CopyRequest, run_id: str) -> dict[str, Any]:
+        """Count what the copy would do; nothing is dispatched, recorded or copied."""
+        try:
+            report = dry_run(
+                request,
+                run_id,
+                self._listing_client(request, run_id),
+                self._listing_client(request, run_id, request.dest_identity(run_id)),
+            )
+        except InvalidRequest as exc:
+            raise AirflowFailException(str(exc)) from exc
+        result = report.to_dict()
+        self.log.info("%s", json.dumps({"event": "s3fanout.dry_run", **result}))
+        return result
+
+    def _listing_client(
+        self, request: CopyRequest, run_id: str, identity: Identity | None = None
+    ) -> Any:
+        """S3 client for listing: the connection's credentials, or a role assumed from them.
+
+        Listing threads and HeadObject threads share it, hence a pool larger than boto3's 10.
+        """
         hook = S3Hook(aws_conn_id=self.aws_conn_id)
-        if request.source_role_arn is None:
-            return hook.get_conn()
         factory = ClientFactory(
             base_session=hook.get_session(),
             endpoint_url=hook.conn_config.endpoint_url,
             region_name=hook.conn_region_name,
+            max_pool_connections=64,
         )
-        return factory.s3(request.listing_identity(run_id))
+        return factory.s3(identity or request.listing_identity(run_id))
 
     # --- OpenLineage (used only when the OpenLineage provider is installed) ------------------
     def get_openlineage_facets_on_start(self) -> Any:

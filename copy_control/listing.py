@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -24,22 +25,72 @@ class ListedObject:
     size: int
     etag: str | None
     storage_class: str | None = None
+    last_modified: datetime | None = None
+    # A manifest row whose object HeadObject did not find (or may not read): it is still sent,
+    # so that the copy reports it as one failed key with S3's reason.
+    missing: bool = False
+
+
+def from_listing(obj: Mapping[str, Any]) -> ListedObject:
+    """A ListObjectsV2 ``Contents`` entry as a ListedObject."""
+    return ListedObject(
+        obj["Key"], obj["Size"], obj.get("ETag"), obj.get("StorageClass"), obj.get("LastModified")
+    )
 
 
 def list_pages(
-    client: S3Client, bucket: str, prefix: str, start_after: str | None = None
+    client: S3Client,
+    bucket: str,
+    prefix: str,
+    start_after: str | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> Iterator[list[ListedObject]]:
     """Yield the objects under ``prefix`` page by page, in key order, after ``start_after``."""
-    kwargs = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": PAGE_SIZE}}
+    kwargs = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
     if start_after:
         kwargs["StartAfter"] = start_after
     pages = client.get_paginator("list_objects_v2").paginate(**kwargs)  # type: ignore[arg-type]
     try:
         for page in pages:
-            yield [
-                ListedObject(obj["Key"], obj["Size"], obj.get("ETag"), obj.get("StorageClass"))
-                for obj in page.get("Contents", [])
-            ]
+            yield [from_listing(obj) for obj in page.get("Contents", [])]
+    except ClientError as exc:
+        raise _explain(exc, bucket, prefix) from exc
+
+
+def list_range_pages(
+    client: S3Client,
+    bucket: str,
+    prefix: str,
+    start_after: str | None,
+    page_size: int = PAGE_SIZE,
+    first_page: int | None = None,
+) -> Iterator[tuple[list[ListedObject], bool]]:
+    """Pages (and whether more follow) under ``prefix`` after ``start_after``, in key order.
+
+    ``first_page`` keys are asked for first: a key range just split off may hold few keys,
+    and a full first page would mostly bring keys of the ranges after it.
+    """
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        kwargs["StartAfter"] = start_after
+    size = first_page or page_size
+    try:
+        while True:
+            page = client.list_objects_v2(**kwargs, MaxKeys=size)
+            truncated = bool(page.get("IsTruncated"))
+            yield [from_listing(obj) for obj in page.get("Contents", [])], truncated
+            if not truncated:
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            size = page_size
+    except ClientError as exc:
+        raise _explain(exc, bucket, prefix) from exc
+
+
+def check_prefix(client: S3Client, bucket: str, prefix: str) -> None:
+    """Read one key under ``prefix``: a missing bucket or a denied listing fails here, clearly."""
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as exc:
         raise _explain(exc, bucket, prefix) from exc
 
@@ -50,7 +101,29 @@ def head_object(client: S3Client, bucket: str, key: str) -> ListedObject:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         raise _explain(exc, bucket, key) from exc
-    return ListedObject(key, head["ContentLength"], head.get("ETag"), head.get("StorageClass"))
+    return _from_head(key, head)
+
+
+def resolve(client: S3Client, bucket: str, key: str) -> ListedObject:
+    """Size, ETag and date of a manifest row's object; ``missing`` if it cannot be read."""
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403"):
+            return ListedObject(key, 0, None, missing=True)
+        raise
+    return _from_head(key, head)
+
+
+def _from_head(key: str, head: Mapping[str, Any]) -> ListedObject:
+    return ListedObject(
+        key,
+        head["ContentLength"],
+        head.get("ETag"),
+        head.get("StorageClass"),
+        head.get("LastModified"),
+    )
 
 
 def _explain(exc: ClientError, bucket: str, key: str) -> Exception:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copy_workers.aws import Identity
 from copy_workers.contract import COPY_MODES, CopyJob
 from copy_workers.options import CopyOptions, InvalidOption
 
+if TYPE_CHECKING:
+    from copy_control.selection import Selection
+
 MAX_CHUNK_SIZE = 10_000
 MAX_KEY_BYTES = 1024
+MAX_LISTING_CONCURRENCY = 64
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -70,10 +74,14 @@ def _check_key(key: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class CopyRequest:
-    """One copy: a single source key or every key under a prefix, to a destination.
+    """One copy: a single source key, every key under a prefix, or the keys a manifest lists.
 
     Key mapping: a prefix copy maps ``source_prefix + rest`` to ``dest_prefix + rest``; a single
-    key goes to ``dest_key``, or to ``dest_prefix + basename``, or to the same key name.
+    key goes to ``dest_key``, or to ``dest_prefix + basename``, or to the same key name. A
+    manifest copy (``manifest="s3://bucket/key"``: a CSV of ``bucket,key`` or an S3 Inventory
+    ``manifest.json``) maps keys like a prefix copy; rows outside ``source_prefix`` are filtered.
+    ``selection`` filters keys (see ``copy_control.selection``); ``listing_concurrency`` is how
+    many key ranges (or manifest files) are read at once.
     """
 
     source_bucket: str
@@ -90,11 +98,15 @@ class CopyRequest:
     external_id: str | None = None
     session_duration_s: int = 3600
     copy_mode: str = "server_side"
+    manifest: str | None = None
+    selection: Selection | None = None
+    listing_concurrency: int = 8
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")
         check_bucket_name(self.dest_bucket, "destination bucket")
         self._check_source()
+        self._check_manifest()
         self._check_dest()
         if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
             raise InvalidRequest(
@@ -104,7 +116,35 @@ class CopyRequest:
             raise InvalidRequest(
                 f"max_failures must be 0 or more (or None for no limit), got {self.max_failures}"
             )
+        if not 1 <= self.listing_concurrency <= MAX_LISTING_CONCURRENCY:
+            raise InvalidRequest(
+                f"listing_concurrency must be between 1 and {MAX_LISTING_CONCURRENCY}, "
+                f"got {self.listing_concurrency}"
+            )
         self._check_roles()
+
+    def _check_manifest(self) -> None:
+        if self.manifest is None:
+            return
+        bucket, _, key = str(self.manifest).removeprefix("s3://").partition("/")
+        if not str(self.manifest).startswith("s3://") or not key:
+            raise InvalidRequest(
+                f"manifest {self.manifest!r} is not an S3 object URL: write s3://BUCKET/KEY"
+            )
+        check_bucket_name(bucket, "manifest bucket")
+        if self.source_prefix is None:
+            raise InvalidRequest(
+                "a manifest names the keys to copy: give the source as a bucket (and "
+                "optionally a prefix), not a single key"
+            )
+
+    @property
+    def manifest_location(self) -> tuple[str, str] | None:
+        """(bucket, key) of the manifest, if the request has one."""
+        if self.manifest is None:
+            return None
+        bucket, _, key = self.manifest.removeprefix("s3://").partition("/")
+        return bucket, key
 
     def _check_roles(self) -> None:
         for name in ("source_role_arn", "dest_role_arn"):
@@ -192,8 +232,28 @@ class CopyRequest:
             self.source_role_arn, self.external_id, session_name(run_id), self.session_duration_s
         )
 
+    def dest_identity(self, run_id: str) -> Identity:
+        """Who reads the destination (a dry run's listing): the destination role if given."""
+        if self.dest_role_arn is None:
+            return Identity()
+        return Identity(
+            self.dest_role_arn, self.external_id, session_name(run_id), self.session_duration_s
+        )
+
     def describe(self) -> dict[str, Any]:
-        """A JSON-able record of the request, stored with the run."""
+        """A JSON-able record of the request, stored with the run.
+
+        Selection fields appear only when used, so that runs recorded before they existed
+        still resume. ``listing_concurrency`` is left out: a run may resume with another.
+        """
+        record = self._describe_base()
+        if self.manifest is not None:
+            record["manifest"] = self.manifest
+        if self.selection is not None and not self.selection.is_everything:
+            record["selection"] = self.selection.describe()
+        return record
+
+    def _describe_base(self) -> dict[str, Any]:
         return {
             "source": f"s3://{self.source_bucket}/{self.source_key or self.source_prefix or ''}",
             "dest": f"s3://{self.dest_bucket}/{self.dest_key or self.dest_prefix or ''}",

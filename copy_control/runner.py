@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from copy_control.dispatch import Dispatcher
-from copy_control.listing import ListedObject, head_object, list_pages
-from copy_control.planning import plan_chunks
+from copy_control.dryrun import DestState, DryRunReport, DryRunSink
+from copy_control.fanout import Fanout, PartLog, Sink
+from copy_control.fastlist import speed_up_listing
+from copy_control.manifest import ManifestError
+from copy_control.partlog import ChunkSender, ListingLog, MemoryLog, refuse_legacy
+from copy_control.planning import Plan
 from copy_control.request import CopyRequest, InvalidRequest
+from copy_control.selection import Selection, Selector
+from copy_control.sources import (
+    KeySource,
+    ListingOrderError,
+    ManifestSource,
+    Part,
+    PrefixSource,
+    Source,
+)
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore
 
@@ -49,32 +60,95 @@ def start_run(
 ) -> DispatchReport:
     """Create (or resume) run ``run_id``: list the source and dispatch its chunks.
 
-    The source is read before the run is created, so a missing bucket or key fails here
-    with InvalidRequest and nothing is recorded or dispatched. A run that already exists
-    is resumed from its dispatch cursor; a finished one is left as it is.
+    The source is read before the run is created, so a missing bucket, key or manifest fails
+    here with InvalidRequest and nothing is recorded or dispatched. A run that already exists
+    is resumed from its partitions' cursors; a finished one is left as it is.
     """
     existing = store.run_hash(run_id)
     _check_same_request(existing, request, run_id)
-    cursor = existing.get("cursor") or None
-    pages = _pages(request, s3, cursor)
-    first_page = next(pages, [])  # raises InvalidRequest for a bad source, before any write
-    status = store.create_run(run_id, request.describe(), request.max_failures)
-    if RunStatus(status).is_final or existing.get("listing_done") == "1":
-        return DispatchReport(run_id, status, 0, resumed=bool(existing))
-    dispatcher = Dispatcher(app, store, run_id, request.job(run_id))
-    first_chunk = int(existing.get("next_chunk", 0))
-    sent = 0
-    chunks = plan_chunks(
-        itertools.chain([first_page], pages), request.dest_for, request.chunk_size, first_chunk
-    )
-    for chunk in chunks:
-        if not dispatcher.send(chunk):
-            log.info("dispatch stopped: run %s was cancelled", run_id)
-            break
-        sent += 1
+    refuse_legacy(existing, run_id)
+    source = open_source(request, s3)
+    try:
+        source.check()  # raises InvalidRequest for bad input, before any write
+        status = store.create_run(run_id, request.describe(), request.max_failures)
+        if RunStatus(status).is_final or existing.get("listing_done") == "1":
+            return DispatchReport(run_id, status, 0, resumed=bool(existing))
+        part_log = ListingLog(store, run_id)
+        parts = part_log.load() or _start_parts(source, part_log)
+        sender = ChunkSender(app, store, run_id, request.job(run_id), part_log)
+        _fan_out(request, source, parts, sender, part_log, store, run_id)
+    finally:
+        source.close()
     final = store.finish_listing(run_id) or status
-    log.info("dispatched %d chunks of run %s", sent, run_id)
-    return DispatchReport(run_id, final, sent, resumed=bool(existing))
+    log.info("dispatched %d chunks of run %s", sender.sent, run_id)
+    return DispatchReport(run_id, final, sender.sent, resumed=bool(existing))
+
+
+def dry_run(request: CopyRequest, run_id: str, s3: S3Client, dest_s3: S3Client) -> DryRunReport:
+    """List, filter and plan like ``start_run``, and count what the copy would do.
+
+    Copies, dispatches and records nothing. ``dest_s3`` reads the destination (a listing per
+    chunk, HeadObject where the overwrite policy needs it); ``run_id`` only names sessions.
+    """
+    del run_id
+    source = open_source(request, s3)
+    speed_up_listing(dest_s3)
+    dest = DestState(
+        dest_s3, request.dest_bucket, request.options.overwrite, s3, request.source_bucket
+    )
+    sink = DryRunSink(dest)
+    try:
+        source.check()
+        fanout = _fanout(request, source, sink, MemoryLog())
+        fanout.run(source.initial())
+        return sink.finish()
+    finally:
+        sink.close()
+        source.close()
+
+
+def open_source(request: CopyRequest, s3: S3Client) -> Source:
+    """The partitions the request's keys come from (nothing is read yet)."""
+    speed_up_listing(s3)
+    location = request.manifest_location
+    if location is not None:
+        return ManifestSource(s3, location, request.source_bucket)
+    if request.source_prefix is not None:
+        return PrefixSource(s3, request.source_bucket, request.source_prefix)
+    assert request.source_key is not None
+    return KeySource(s3, request.source_bucket, request.source_key)
+
+
+def _start_parts(source: Source, part_log: ListingLog) -> list[Part]:
+    parts = source.initial()
+    part_log.save_parts(parts)
+    return parts
+
+
+def _fan_out(
+    request: CopyRequest,
+    source: Source,
+    parts: list[Part],
+    sender: ChunkSender,
+    part_log: ListingLog,
+    store: RunStore,
+    run_id: str,
+) -> None:
+    try:
+        if not _fanout(request, source, sender, part_log).run(parts):
+            log.info("dispatch stopped: run %s was cancelled", run_id)
+    except (ManifestError, ListingOrderError) as exc:
+        # Found after dispatch began (a bad manifest row, an endpoint that lists out of S3's
+        # order): the run cannot be completed as asked, so it is cancelled, not left hanging.
+        store.request_cancel(run_id)
+        raise InvalidRequest(f"{exc} (run {run_id} was cancelled)") from exc
+
+
+def _fanout(request: CopyRequest, source: Source, sink: Sink, part_log: PartLog) -> Fanout:
+    prefix = request.source_prefix if request.source_prefix is not None else ""
+    selector = Selector(request.selection or Selection(), prefix)
+    plan = Plan(selector.accepts, request.dest_for, request.chunk_size)
+    return Fanout(source, plan, sink, part_log, request.listing_concurrency)
 
 
 def wait_for_run(
@@ -97,15 +171,6 @@ def wait_for_run(
         if deadline is not None and time.monotonic() >= deadline:
             raise RunTimeout(f"run {run_id} is still {summary.status} after {timeout_s} s")
         time.sleep(poll_s)
-
-
-def _pages(request: CopyRequest, s3: S3Client, cursor: str | None) -> Iterator[list[ListedObject]]:
-    if request.source_prefix is not None:
-        return list_pages(s3, request.source_bucket, request.source_prefix, start_after=cursor)
-    if cursor is not None:  # the single key was already dispatched
-        return iter([])
-    assert request.source_key is not None
-    return iter([[head_object(s3, request.source_bucket, request.source_key)]])
 
 
 def _check_same_request(existing: dict[str, str], request: CopyRequest, run_id: str) -> None:

@@ -20,6 +20,7 @@ from copy_workers.options import CopyOptions, InvalidOption
 
 SCHEMA_VERSION = 1
 TASK_NAME = "s3fanout.copy_chunk"
+PARTS_TASK_NAME = "s3fanout.copy_parts"  # a batch of parts of one split object
 QUEUE = "s3copy"
 REDIS_PREFIX = "s3fanout"
 FAILURES_IN_SUMMARY = 100
@@ -37,6 +38,8 @@ class KeyStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Not recorded: the key was split across workers, and whoever finishes it records it.
+    DEFERRED = "deferred"
 
 
 class RunStatus(StrEnum):
@@ -175,6 +178,63 @@ class ChunkMessage:
 
 
 @dataclass(frozen=True)
+class PartsMessage:
+    """The Celery payload for a batch of parts of one large object split across workers.
+
+    The object stays one key of its chunk (``chunk_id``, ``index``): the worker that finishes
+    the last batch completes the upload and records the key's outcome, exactly once.
+    """
+
+    run_id: str
+    chunk_id: str
+    index: int
+    n_items: int
+    job: CopyJob
+    item: CopyItem
+    upload_id: str
+    batch: int
+    first_part: int
+    last_part: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "chunk_id": self.chunk_id,
+            "index": self.index,
+            "n_items": self.n_items,
+            "job": self.job.to_wire(),
+            "item": self.item.to_wire(),
+            "upload_id": self.upload_id,
+            "batch": self.batch,
+            "parts": [self.first_part, self.last_part],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> PartsMessage:
+        _expect(isinstance(raw, Mapping), "a parts message is an object")
+        _expect(raw.get("schema") == SCHEMA_VERSION, f"unsupported schema {raw.get('schema')!r}")
+        parts = raw.get("parts")
+        numbers = (raw.get("index"), raw.get("n_items"), raw.get("batch"))
+        _expect(all(isinstance(n, int) and n >= 0 for n in numbers), "bad part numbers")
+        _expect(isinstance(parts, list) and len(parts) == 2, "parts is [first, last]")
+        assert isinstance(parts, list)
+        _expect(all(isinstance(p, int) and p >= 1 for p in parts), "part numbers start at 1")
+        return cls(
+            run_id=_str(raw, "run_id"),
+            chunk_id=_str(raw, "chunk_id"),
+            index=int(raw["index"]),
+            n_items=int(raw["n_items"]),
+            job=CopyJob.from_wire(raw.get("job", {})),
+            item=CopyItem.from_wire(raw.get("item", [])),
+            upload_id=_str(raw, "upload_id"),
+            batch=int(raw["batch"]),
+            first_part=int(parts[0]),
+            last_part=int(parts[1]),
+        )
+
+
+@dataclass(frozen=True)
 class KeyOutcome:
     """What happened to one key: recorded in Redis the first time only."""
 
@@ -246,6 +306,7 @@ class RunSummary:
     failures_omitted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     objects_cancelled: int = 0
+    objects_filtered: int = 0  # seen by the listing or manifest, left out by the selection
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -253,7 +314,8 @@ class RunSummary:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RunSummary:
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - set(raw) - {"failures_omitted", "errors", "objects_cancelled"}
+        optional = {"failures_omitted", "errors", "objects_cancelled", "objects_filtered"}
+        missing = names - set(raw) - optional
         _expect(not missing, f"summary is missing {sorted(missing)}")
         return cls(**{k: v for k, v in raw.items() if k in names})
 
@@ -296,6 +358,7 @@ def summarize(
             if name.startswith(ERROR_COUNTER)
         },
         objects_cancelled=counts["objects_cancelled"],
+        objects_filtered=counts["objects_filtered"],
     )
 
 
@@ -309,6 +372,7 @@ _COUNTERS = (
     "retries",
     "objects_verified",
     "objects_streamed",
+    "objects_filtered",
 )
 
 
@@ -329,7 +393,7 @@ class RunKeys:
 
     @property
     def run(self) -> str:
-        """Hash: status, timestamps, counters, dispatch cursor."""
+        """Hash: status, timestamps, counters."""
         return f"{self.base}:run"
 
     @property
@@ -348,9 +412,26 @@ class RunKeys:
         return f"{self.base}:progress"
 
     @property
+    def listing(self) -> str:
+        """Hash: the listing's partitions (key ranges, manifest files) and their cursors."""
+        return f"{self.base}:listing"
+
+    @property
     def failures(self) -> str:
         """List of JSON failure records, one per failed key."""
         return f"{self.base}:failures"
+
+    def split(self, chunk_id: str, index: int) -> str:
+        """Hash: the state of a large object split across workers (upload id, plan, flags)."""
+        return f"{self.base}:split:{chunk_id}:{index}"
+
+    def split_parts(self, chunk_id: str, index: int) -> str:
+        """Hash: part number -> the copied part (ETag, checksum, size) as JSON."""
+        return f"{self.base}:split:{chunk_id}:{index}:parts"
+
+    def split_batches(self, chunk_id: str, index: int) -> str:
+        """Set: batch numbers whose parts are all copied."""
+        return f"{self.base}:split:{chunk_id}:{index}:batches"
 
     def recorded(self, chunk_id: str) -> str:
         """Bitmap: bit i is set once item i of the chunk has a recorded outcome."""

@@ -211,6 +211,15 @@ class RunStore:
         self._cancel = client.register_script(_CANCEL)
         self._record = client.register_script(_RECORD)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for modules that keep state of their own next to the run's."""
+        return self._redis
+
+    @property
+    def ttl_s(self) -> int:
+        return self._ttl
+
     def create_run(self, run_id: str, spec: dict[str, Any], max_failures: int | None) -> str:
         """Create the run if it does not exist; return its status either way."""
         limit = -1 if max_failures is None else max_failures
@@ -223,9 +232,25 @@ class RunStore:
         args: list[str | int] = [self._ttl, chunk_id, n_items, n_bytes]
         return int(self._register(keys=[keys.run, keys.dispatched], args=args))
 
-    def save_cursor(self, run_id: str, cursor: str, next_chunk: int) -> None:
-        """Remember how far dispatch got, so that a restarted dispatcher resumes there."""
-        self._redis.hset(RunKeys(run_id).run, mapping={"cursor": cursor, "next_chunk": next_chunk})
+    def save_listing(
+        self, run_id: str, fields: Mapping[str, str], counters: Mapping[str, int] | None = None
+    ) -> None:
+        """Record listing progress (partitions, cursors) and set listing counters, atomically.
+
+        Counters are absolute values (HSET, not HINCRBY): a dispatcher that resumes recomputes
+        them from the saved cursors, so repeating a write never counts anything twice.
+        """
+        keys = RunKeys(run_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.listing, mapping={name: value for name, value in fields.items()})
+        if counters:
+            pipe.hset(keys.run, mapping={name: value for name, value in counters.items()})
+        pipe.expire(keys.listing, self._ttl)
+        pipe.execute()
+
+    def listing(self, run_id: str) -> dict[str, str]:
+        """What ``save_listing`` recorded for the run (empty if nothing yet)."""
+        return _decoded(self._redis.hgetall(RunKeys(run_id).listing))
 
     def finish_listing(self, run_id: str) -> str | None:
         """Mark the listing complete; finalizes the run if every chunk is already done."""
@@ -256,18 +281,19 @@ class RunStore:
     ) -> Recorded:
         """Record final outcomes of a chunk's keys; a key already recorded is not counted."""
         keys = RunKeys(run_id)
-        args: list[str | int] = [self._ttl, chunk_id, n_items]
-        for outcome in outcomes:
-            failed = outcome.status is KeyStatus.FAILED
-            args += [
+        batch = [
+            [
                 outcome.index,
                 outcome.status.value,
                 outcome.size,
                 outcome.retries,
                 outcome.error_code or "Unknown",
-                json.dumps(outcome.failure_record()) if failed else "",
-                ",".join(outcome.extra_counters),
+                json.dumps(outcome.failure_record()) if outcome.status is KeyStatus.FAILED else "",
+                list(outcome.extra_counters),
             ]
+            for outcome in outcomes
+        ]
+        args: list[str | int] = [self._ttl, chunk_id, n_items, json.dumps(batch)]
         run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
         positions, status = self._record(keys=[*run_keys, keys.recorded(chunk_id)], args=args)
         added = tuple(outcomes[int(p) - 1] for p in positions)

@@ -30,6 +30,14 @@ def print_summary(summary: RunSummary, as_json: bool) -> None:
         f"{summary.bytes_copied} bytes in {summary.duration_s:.1f} s "
         f"({summary.objects_per_second:.1f} objects/s, {summary.retries} retries)"
     )
+    extras = {
+        "filtered out": summary.objects_filtered,
+        "streamed through workers": summary.objects_streamed,
+        "cancelled before copy": summary.objects_cancelled,
+    }
+    shown = [f"{count} {label}" for label, count in extras.items() if count]
+    if shown:
+        print("  " + ", ".join(shown))
     for failure in summary.failures:
         print(f"  failed: {failure['key']}: {failure['error_code']}: {failure['message']}")
     if summary.failures_omitted:

@@ -7,9 +7,15 @@ import sys
 import uuid
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
+from copy_control.commands.selecting import (
+    add_selection_options,
+    print_dry_run,
+    selection_from_args,
+)
 from copy_control.dispatch import producer_app
+from copy_control.progress import terminal_bar
 from copy_control.request import CopyRequest, InvalidRequest, build_options, check_run_id
-from copy_control.runner import RunTimeout, start_run, wait_for_run
+from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
 from copy_control.s3url import parse_s3_url
 from copy_control.units import parse_pairs, parse_size
 from copy_workers import logs
@@ -50,6 +56,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     copy.add_argument("--run-id", default=None, help="name the run (repeat it to resume)")
     copy.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
     copy.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    add_selection_options(copy)
     _add_copy_options(copy)
     _add_role_options(copy)
     copy.set_defaults(run=run)
@@ -62,11 +69,19 @@ def run(args: argparse.Namespace) -> int:
     check_run_id(run_id)
     factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
     s3 = factory.s3(request.listing_identity(run_id))
+    if args.dry_run:
+        with logs.bound(run_id):
+            report = dry_run(request, run_id, s3, factory.s3(request.dest_identity(run_id)))
+        print_dry_run(report, request, as_json=args.json)
+        return EXIT_OK
     store = RunStore(connect(args.redis_url))
     with logs.bound(run_id):
         start_run(request, run_id, s3, store, producer_app(args.redis_url))
         try:
-            summary = wait_for_run(store, run_id, timeout_s=args.timeout)
+            with terminal_bar(sys.stderr, enabled=not args.json) as on_progress:
+                summary = wait_for_run(
+                    store, run_id, timeout_s=args.timeout, on_progress=on_progress
+                )
         except RunTimeout as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -86,8 +101,11 @@ def _request_from_args(args: argparse.Namespace) -> CopyRequest:
         "external_id": args.external_id,
         "session_duration_s": args.session_duration,
         "copy_mode": args.copy_mode,
+        "manifest": args.manifest,
+        "selection": selection_from_args(args),
+        "listing_concurrency": args.listing_concurrency,
     }
-    if args.recursive:
+    if args.recursive or args.manifest:
         return CopyRequest(
             source_bucket, dest_bucket, source_prefix=source_key, dest_prefix=dest_key, **common
         )
@@ -114,6 +132,15 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         default="always",
         help="existing destination objects: always overwrite, skip if the same "
         "object is there already (if-different), or never overwrite",
+    )
+    group.add_argument(
+        "--split-threshold",
+        default="4GiB",
+        help="server-side copies larger than this are split: their parts go to several "
+        "workers (default 4GiB)",
+    )
+    group.add_argument(
+        "--parts-per-task", type=int, default=8, help="parts per task of a split object"
     )
     group.add_argument(
         "--multipart-threshold",
@@ -219,4 +246,6 @@ def _options_from_args(args: argparse.Namespace) -> CopyOptions:
         sse_kms_key_id=args.sse_kms_key_id,
         checksum_algorithm=args.checksum_algorithm,
         verify=args.verify,
+        split_threshold=parse_size(args.split_threshold, "--split-threshold"),
+        parts_per_task=args.parts_per_task,
     )

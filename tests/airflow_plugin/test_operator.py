@@ -233,3 +233,49 @@ def test_airflow_finds_the_provider_through_its_entry_point() -> None:
     manager = ProvidersManager()  # type: ignore[no-untyped-call,unused-ignore]
     assert "s3-fanout-copy" in manager.providers
     assert any(t.trigger_class_name == "airflow_plugin.triggers" for t in manager.trigger)
+
+
+def test_selection_arguments_reach_the_request() -> None:
+    request = operator(
+        include=["*.parquet"],
+        exclude="tmp/*",
+        min_size="1KiB",
+        max_size=10_000,
+        modified_after="2026-01-01T00:00:00Z",
+        listing_concurrency=4,
+    ).build_request()
+    assert request.selection is not None
+    assert request.selection.include == ("*.parquet",)
+    assert request.selection.exclude == ("tmp/*",)
+    assert (request.selection.min_size, request.selection.max_size) == (1024, 10_000)
+    assert request.listing_concurrency == 4
+
+
+def test_a_dry_run_counts_and_dispatches_nothing(
+    s3_endpoint: str, redis_srv: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    source, dest = "plan-src-bucket", "plan-dst-bucket"
+    for bucket in (source, dest):
+        s3.create_bucket(Bucket=bucket)
+    for i in range(5):
+        s3.put_object(Bucket=source, Key=f"data/{i}.csv", Body=b"x" * (i + 1))
+    s3.put_object(Bucket=dest, Key="data/0.csv", Body=b"x")
+    op = operator(
+        source_bucket=source,
+        dest_bucket=dest,
+        dest_prefix="data/",
+        dry_run=True,
+        overwrite="if-different",
+        exclude="4.csv",
+        redis_url=redis_srv.url,
+    )
+    queued = redis.Redis.from_url(redis_srv.url).llen("s3copy")
+    result = op.execute(fake_context())
+    assert (result["objects_filtered"], result["objects_to_skip"]) == (1, 1), result
+    assert result["objects_to_copy"] == 3
+    assert redis.Redis.from_url(redis_srv.url).llen("s3copy") == queued
+    assert s3.list_objects_v2(Bucket=dest)["KeyCount"] == 1

@@ -109,6 +109,7 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "failures_omitted",
         "errors",
         "objects_cancelled",
+        "objects_filtered",
     ]
 
 
@@ -122,6 +123,7 @@ def test_summary_caps_failures_and_counts_the_rest() -> None:
 def test_every_key_of_a_run_shares_one_cluster_hash_tag() -> None:
     keys = RunKeys("abc")
     names = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures, keys.recorded("7")]
+    names.append(keys.listing)
     assert all("{abc}" in name for name in names)
     assert len(set(names)) == len(names)
 

@@ -1,0 +1,214 @@
+"""The fan-out: concurrent key ranges list exactly the keys a sequential listing does,
+splits are recorded before their chunks are sent, and a dispatcher that dies resumes with
+the same chunks. An in-memory lister stands in for S3 here (the e2e tests use SeaweedFS);
+the run state is a real redis-server."""
+
+from __future__ import annotations
+
+import bisect
+import random
+import time
+import uuid
+from collections import Counter
+from typing import Any, cast
+
+import pytest
+
+from copy_control.fanout import Fanout
+from copy_control.partlog import ChunkSender, ListingLog, MemoryLog
+from copy_control.planning import PartitionEnd, Plan, PlannedChunk
+from copy_control.sources import ListingOrderError, Part, PrefixSource
+from copy_workers.contract import CopyJob
+from copy_workers.runstate import RunStore, connect
+from devstack.servers import RedisServer
+
+
+class FakeLister:
+    """ListObjectsV2 over a sorted list of keys (the token is an index), a little slow."""
+
+    def __init__(self, keys: list[str], delay_s: float = 0.002) -> None:
+        self.keys = sorted(keys)
+        self.delay_s = delay_s
+        self.requests = 0
+
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests += 1
+        time.sleep(self.delay_s)
+        prefix, size = kwargs["Prefix"], kwargs["MaxKeys"]
+        if "ContinuationToken" in kwargs:
+            i = int(kwargs["ContinuationToken"])
+        else:
+            i = bisect.bisect_right(self.keys, kwargs.get("StartAfter") or prefix[:-1])
+        page = [k for k in self.keys[i : i + size] if k.startswith(prefix)]
+        truncated = len(page) == size and i + size < len(self.keys)
+        return {
+            "Contents": [{"Key": k, "Size": len(k), "ETag": '"e"'} for k in page],
+            "IsTruncated": truncated,
+            "NextContinuationToken": str(i + size),
+        }
+
+
+class Collect:
+    """A sink that keeps every chunk, optionally failing after some."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.chunks: list[PlannedChunk] = []
+        self.ends: list[PartitionEnd] = []
+        self.fail_after = fail_after
+
+    def chunk(self, chunk: PlannedChunk) -> bool:
+        if self.fail_after is not None and len(self.chunks) >= self.fail_after:
+            raise ConnectionError("the dispatcher died")
+        self.chunks.append(chunk)
+        return True
+
+    def partition_end(self, end: PartitionEnd) -> None:
+        self.ends.append(end)
+
+
+def _keys(n: int, seed: int = 1) -> list[str]:
+    rng = random.Random(seed)
+    nested = [
+        f"data/{d:02d}/{h:02d}/part-{i:05d}.bin"
+        for d in range(20)
+        for h in range(5)
+        for i in range(n // 100)
+    ]
+    flat = [f"data/{rng.getrandbits(40):010x}" for _ in range(n // 4)]
+    odd = ["data/", "data/é/ü", "data/~", "data/ space", "data/a+b%c"]
+    return nested + flat + odd
+
+
+def _plan(chunk_size: int = 50) -> Plan:
+    return Plan(lambda obj: True, lambda key: key, chunk_size)
+
+
+def _run(keys: list[str], concurrency: int, sink: Collect, parts=None, log=None) -> Fanout:
+    source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+    fanout = Fanout(source, _plan(), sink, log or MemoryLog(), concurrency)
+    fanout.run(parts or source.initial())
+    return fanout
+
+
+def _listed(sink: Collect) -> list[str]:
+    return [item.source_key for chunk in sink.chunks for item in chunk.items]
+
+
+def test_concurrent_listing_yields_exactly_the_sequential_key_set() -> None:
+    keys = _keys(4000)
+    sequential, concurrent = Collect(), Collect()
+    _run(keys, 1, sequential)
+    fanout = _run(keys, 8, concurrent)
+    assert _listed(sequential) == sorted(keys)
+    assert Counter(_listed(concurrent)) == Counter(keys)  # every key once
+    assert fanout.splits > 0
+    assert len({end.partition for end in concurrent.ends}) > 8
+
+
+def test_chunks_of_one_partition_arrive_in_order() -> None:
+    sink = Collect()
+    _run(_keys(3000), 6, sink)
+    by_partition: dict[str, list[PlannedChunk]] = {}
+    for chunk in sink.chunks:
+        by_partition.setdefault(chunk.partition, []).append(chunk)
+    for pid, chunks in by_partition.items():
+        assert [c.chunk_id for c in chunks] == [f"{pid}-{n}" for n in range(len(chunks))]
+        keys = [i.source_key for c in chunks for i in c.items]
+        assert keys == sorted(keys)
+
+
+def test_a_listing_error_reaches_the_caller() -> None:
+    class Broken(FakeLister):
+        def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+            if self.requests > 3:
+                raise RuntimeError("listing broke")
+            return super().list_objects_v2(**kwargs)
+
+    source = PrefixSource(cast(Any, Broken(_keys(400))), "b", "data/", page_size=40)
+    with pytest.raises(RuntimeError, match="listing broke"):
+        Fanout(source, _plan(), Collect(), MemoryLog(), 4).run(source.initial())
+
+
+@pytest.fixture
+def store(redis_srv: RedisServer) -> RunStore:
+    return RunStore(connect(redis_srv.url), ttl_s=600)
+
+
+class FakeApp:
+    """A Celery app that records what it would send, and can die after some messages."""
+
+    def __init__(self, die_after: int | None = None) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.die_after = die_after
+
+    def send_task(self, name: str, kwargs: dict[str, Any], queue: str) -> None:
+        if self.die_after is not None and len(self.sent) >= self.die_after:
+            raise ConnectionError("the dispatcher died")
+        self.sent.append(kwargs["chunk"])
+
+
+def _dispatch(store: RunStore, run_id: str, keys: list[str], app: FakeApp) -> None:
+    log = ListingLog(store, run_id)
+    parts = log.load()
+    if not parts:
+        parts = [Part("p0", {"after": None, "end": None})]
+        log.save_parts(parts)
+    sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), log)
+    source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+    Fanout(source, _plan(), sender, log, 8).run(parts)
+
+
+def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) -> None:
+    run_id = f"fan-{uuid.uuid4().hex[:8]}"
+    keys = _keys(4000)
+    store.create_run(run_id, {}, max_failures=0)
+    first, second = FakeApp(die_after=25), FakeApp()
+    with pytest.raises(ConnectionError):
+        _dispatch(store, run_id, keys, first)
+    recorded = ListingLog(store, run_id).load()
+    assert len(recorded) > 1, "the run had split into several key ranges before it died"
+    _dispatch(store, run_id, keys, second)
+
+    by_id: dict[str, list[str]] = {}
+    for message in first.sent + second.sent:
+        items = [item[0] for item in message["items"]]
+        assert by_id.setdefault(message["chunk_id"], items) == items  # resent = same keys
+    assert Counter(k for items in by_id.values() for k in items) == Counter(keys)
+    assert int(store.run_hash(run_id)["objects_listed"]) == len(keys)
+    assert all(part.done for part in ListingLog(store, run_id).load())
+
+
+def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
+    run_id = f"fan-{uuid.uuid4().hex[:8]}"
+    keys = _keys(2000)
+    store.create_run(run_id, {}, max_failures=0)
+    log = ListingLog(store, run_id)
+    parts = [Part("p0", {"after": None, "end": None})]
+    log.save_parts(parts)
+    plan = Plan(lambda obj: not obj.key.endswith(".bin"), lambda key: key, 10)
+
+    def go(app: FakeApp) -> None:
+        part_log = ListingLog(store, run_id)
+        sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), part_log)
+        source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+        Fanout(source, plan, sender, part_log, 4).run(part_log.load())
+
+    with pytest.raises(ConnectionError):
+        go(FakeApp(die_after=20))
+    go(FakeApp())
+    filtered = sum(k.endswith(".bin") for k in keys)
+    assert int(store.run_hash(run_id)["objects_filtered"]) == filtered
+    assert int(store.run_hash(run_id)["objects_listed"]) == len(keys) - filtered
+
+
+def test_an_endpoint_listing_out_of_order_stops_key_ranges() -> None:
+    class Unordered(FakeLister):
+        def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
+            page = super().list_objects_v2(**kwargs)
+            page["Contents"].reverse()
+            return page
+
+    source = PrefixSource(cast(Any, Unordered(_keys(400))), "b", "data/", page_size=40)
+    part = Part("p1", {"after": "data/", "end": None})
+    with pytest.raises(ListingOrderError, match="--listing-concurrency 1"):
+        Fanout(source, _plan(), Collect(), MemoryLog(), 1).run([part])
