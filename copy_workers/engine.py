@@ -24,6 +24,7 @@ from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retri
 from copy_workers.runstate import Recorded, RunStore
 from copy_workers.s3copy import CopyReport
 from copy_workers.settings import WorkerSettings
+from copy_workers.split import Splitter
 from copy_workers.throttle import AdaptiveLimit
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def copy_chunk(
     observer: ChunkObserver | None = None,
     limit: AdaptiveLimit | None = None,
     lane: FastLane | None = None,
+    splitter: Splitter | None = None,
 ) -> ChunkResult:
     """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
 
@@ -139,8 +141,22 @@ def copy_chunk(
         _record_all(recorder, message, pending, KeyStatus.CANCELLED)
         return _result(message, recorder.tally)
     left = 0
+    if splitter is not None:
+        big = [i for i in pending if splitter.wants(message.job, message.items[i])]
+        if big:
+            split_off = set(big)
+            pending = [i for i in pending if i not in split_off]
+            left += _copy_pending(
+                message,
+                pending=big,
+                copy=splitter.starter(message),
+                recorder=recorder,
+                settings=settings,
+                final_attempt=final_attempt,
+            )
     if lane is not None:
-        pending, left = _run_lane(lane, message, pending, recorder, final_attempt)
+        pending, lane_left = _run_lane(lane, message, pending, recorder, final_attempt)
+        left += lane_left
     left += _copy_pending(
         message,
         pending=pending,
@@ -177,6 +193,8 @@ def _copy_pending(
             if future.cancelled():
                 continue
             outcome = future.result()
+            if outcome.status is KeyStatus.DEFERRED:
+                continue
             if outcome.status is KeyStatus.FAILED and outcome.retryable and not final_attempt:
                 left += 1
                 continue

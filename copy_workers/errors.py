@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from awscrt.exceptions import AwsCrtError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -19,7 +20,6 @@ from botocore.exceptions import (
     HTTPClientError,
     NoCredentialsError,
 )
-from awscrt.exceptions import AwsCrtError
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 from copy_workers.logs import redact

@@ -69,22 +69,56 @@ def copy_multipart(
     requests: RequestLog,
 ) -> MultipartResult:
     """Copy ``item`` in parts on ``pool``; abort the upload if anything fails."""
-    client = side.client
     algorithm = create_params.get("ChecksumAlgorithm")
+    upload_id = create_upload(side, job, item, create_params, requests)
+    try:
+        parts = plan_parts(item.size, job.options.part_size)
+        copied = copy_parts(side, job, item, upload_id, parts, source_etag, pool, requests)
+        etag = complete_upload(side, job, item, upload_id, copied, algorithm, requests)
+    except BaseException:
+        abort_upload(side.client, job, item, upload_id)
+        raise
+    return MultipartResult(etag, tuple(copied), algorithm)
+
+
+def create_upload(
+    side: Side,
+    job: CopyJob,
+    item: CopyItem,
+    create_params: Mapping[str, Any],
+    requests: RequestLog,
+) -> str:
+    """CreateMultipartUpload with every property of the copy; returns the upload id."""
     upload = side.call(
         requests,
-        client.create_multipart_upload,
+        side.client.create_multipart_upload,
         action="s3:PutObject",
         side="destination",
         bucket=job.dest_bucket,
         key=item.dest_key,
         **create_params,
     )
-    upload_id = upload["UploadId"]
-    parts = plan_parts(item.size, job.options.part_size)
+    return str(upload["UploadId"])
+
+
+def copy_parts(
+    side: Side,
+    job: CopyJob,
+    item: CopyItem,
+    upload_id: str,
+    parts: Sequence[Part],
+    source_etag: str,
+    pool: Executor,
+    requests: RequestLog,
+) -> list[CopiedPart]:
+    """UploadPartCopy every part on ``pool``, in part order.
+
+    On the first failure the parts not started are cancelled and the ones in flight are waited
+    for (they would otherwise land after an abort), then the error is raised.
+    """
     futures: list[Future[CopiedPart]] = [
         pool.submit(
-            _copy_part,
+            copy_part,
             side,
             job,
             item,
@@ -95,22 +129,45 @@ def copy_multipart(
         )
         for part in parts
     ]
+    done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+    failed = next((f for f in done if f.exception() is not None), None)
+    if failed is not None:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise failed.exception()  # type: ignore[misc]
+    return [future.result() for future in futures]
+
+
+def complete_upload(
+    side: Side,
+    job: CopyJob,
+    item: CopyItem,
+    upload_id: str,
+    parts: Sequence[CopiedPart],
+    algorithm: str | None,
+    requests: RequestLog,
+) -> str:
+    """CompleteMultipartUpload; returns the new object's ETag."""
+    done = requests.call(
+        side.client.complete_multipart_upload,
+        Bucket=job.dest_bucket,
+        Key=item.dest_key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [p.for_complete(algorithm) for p in parts]},
+    )
+    return str(done["ETag"])
+
+
+def abort_upload(client: S3Client, job: CopyJob, item: CopyItem, upload_id: str) -> None:
+    """Abort an upload; a failure to abort is logged (the lifecycle rule is the safety net)."""
     try:
-        copied = _results_in_order(futures)
-        done = requests.call(
-            client.complete_multipart_upload,
-            Bucket=job.dest_bucket,
-            Key=item.dest_key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [p.for_complete(algorithm) for p in copied]},
-        )
-    except BaseException:
-        abort_after_parts(client, job, item, upload_id, futures)
-        raise
-    return MultipartResult(done["ETag"], tuple(copied), algorithm)
+        client.abort_multipart_upload(Bucket=job.dest_bucket, Key=item.dest_key, UploadId=upload_id)
+    except Exception:  # the original error matters more
+        log.exception("could not abort multipart upload", extra={"key": item.dest_key})
 
 
-def _copy_part(
+def copy_part(
     side: Side,
     job: CopyJob,
     item: CopyItem,
@@ -120,6 +177,7 @@ def _copy_part(
     source_etag: str,
     requests: RequestLog,
 ) -> CopiedPart:
+    """One UploadPartCopy, pinned to the source's ETag."""
     response = side.call(
         requests,
         side.client.upload_part_copy,
@@ -140,23 +198,11 @@ def _copy_part(
     return CopiedPart(part.number, part.size, result["ETag"], checksum)
 
 
-def _results_in_order(futures: Sequence[Future[CopiedPart]]) -> list[CopiedPart]:
-    # Fail fast: the first failed part stops the wait; the rest are cancelled in _abort.
-    done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-    for future in done:
-        if future.exception() is not None:
-            raise future.exception()  # type: ignore[misc]
-    return [future.result() for future in futures]
-
-
 def abort_after_parts(
     client: S3Client, job: CopyJob, item: CopyItem, upload_id: str, futures: Sequence[Future[Any]]
 ) -> None:
     """Abort an upload once its parts in flight are done (they would land after the abort)."""
     for future in futures:
         future.cancel()
-    wait(futures)  # parts still copying would otherwise land after the abort
-    try:
-        client.abort_multipart_upload(Bucket=job.dest_bucket, Key=item.dest_key, UploadId=upload_id)
-    except Exception:  # the original error matters more; the lifecycle rule cleans up
-        log.exception("could not abort multipart upload", extra={"key": item.dest_key})
+    wait(futures)
+    abort_upload(client, job, item, upload_id)

@@ -25,6 +25,8 @@ MAX_PARTS = 10_000
 # current object size limit with EntityTooLarge, which is reported per key.
 MAX_MULTIPART_OBJECT = MAX_PARTS * MAX_PART
 DEFAULT_MULTIPART_THRESHOLD = 256 * MiB
+DEFAULT_SPLIT_THRESHOLD = 4 * GiB
+DEFAULT_PARTS_PER_TASK = 8
 
 OVERWRITE = ("always", "if-different", "never")
 METADATA_DIRECTIVES = ("COPY", "REPLACE")
@@ -75,6 +77,9 @@ class CopyOptions:
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     part_size: int | None = None  # None: chosen from the object size
     verify: bool = True
+    # Server-side copies larger than this are split: their parts go to several workers.
+    split_threshold: int = DEFAULT_SPLIT_THRESHOLD
+    parts_per_task: int = DEFAULT_PARTS_PER_TASK
 
     def __post_init__(self) -> None:
         _one_of("overwrite", self.overwrite, OVERWRITE)
@@ -108,6 +113,15 @@ class CopyOptions:
             raise InvalidOption(
                 f"multipart_threshold must be between 5 MiB and 5 GiB (the largest CopyObject), "
                 f"got {self.multipart_threshold} bytes"
+            )
+        if self.split_threshold < self.multipart_threshold:
+            raise InvalidOption(
+                f"split_threshold ({self.split_threshold} bytes) must be at least the "
+                f"multipart_threshold ({self.multipart_threshold} bytes)"
+            )
+        if not 1 <= self.parts_per_task <= MAX_PARTS:
+            raise InvalidOption(
+                f"parts_per_task must be 1 to {MAX_PARTS}, got {self.parts_per_task}"
             )
         if self.part_size is not None and not MIN_PART <= self.part_size <= MAX_PART:
             raise InvalidOption(

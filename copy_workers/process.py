@@ -7,16 +7,18 @@ child, after the fork, so no connection or CRT event loop is ever shared across 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from copy_workers.aws import ClientFactory, Identity
-from copy_workers.contract import ChunkMessage
+from copy_workers.contract import ChunkMessage, PartsMessage
 from copy_workers.crt_http import Transport
 from copy_workers.fastlane import Addressing, FastLane, s3_headers
-from copy_workers.runstate import RunStore, connect
+from copy_workers.runstate import Recorded, RunStore, connect
 from copy_workers.s3copy import ObjectCopier
 from copy_workers.settings import WorkerSettings
 from copy_workers.sides import CopyClients, signer_identity
+from copy_workers.split import BatchCopier, SplitStore, Splitter
 from copy_workers.stream import BufferBudget
 from copy_workers.throttle import AdaptiveLimit
 
@@ -24,8 +26,11 @@ from copy_workers.throttle import AdaptiveLimit
 class WorkerProcess:
     """The shared resources of a worker process, built on first use."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(
+        self, settings: WorkerSettings, send_parts: Callable[[PartsMessage], None]
+    ) -> None:
         self.settings = settings
+        self._send_parts = send_parts
 
     @functools.cached_property
     def store(self) -> RunStore:
@@ -59,6 +64,22 @@ class WorkerProcess:
     def copier(self, message: ChunkMessage) -> ObjectCopier:
         clients = CopyClients.for_job(message.job, self.clients)
         return ObjectCopier(clients, message.job, self.parts_pool, self.buffers)
+
+    @functools.cached_property
+    def splits(self) -> SplitStore:
+        return SplitStore(self.store.client, self.settings.run_ttl_s)
+
+    def splitter(self, message: ChunkMessage) -> Splitter:
+        """Starts the splits of the chunk's very large objects (their parts go to the pool)."""
+        return Splitter(self.splits, self._send_parts, self.copier(message))
+
+    def batch_copier(
+        self, message: PartsMessage, on_recorded: Callable[[Recorded], None]
+    ) -> BatchCopier:
+        chunk = ChunkMessage(message.run_id, message.chunk_id, message.job, (message.item,))
+        copier = self.copier(chunk)
+        side = CopyClients.for_job(message.job, self.clients).copy
+        return BatchCopier(self.splits, self.store, copier, side, self.parts_pool, on_recorded)
 
     def lane(self, message: ChunkMessage) -> FastLane | None:
         """The CRT request path for the job's signer, or None where only botocore can go."""

@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 from copy_workers.contract import CopyItem, CopyJob, KeyStatus
 from copy_workers.errors import CopyFailed
 from copy_workers.multipart import copy_multipart
-from copy_workers.properties import SOURCE_ETAG_META, explicit_params, single_copy_params, tag_dict
+from copy_workers.overwrite import is_kms, skip_existing
+from copy_workers.properties import explicit_params, single_copy_params, tag_dict
 from copy_workers.requests import RequestLog
 from copy_workers.sides import CopyClients, Side, error_code
 from copy_workers.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
@@ -46,6 +47,17 @@ class CopyReport:
     @property
     def verified(self) -> bool:
         return self.verdict is not None and self.verdict.verified
+
+
+@dataclass(frozen=True)
+class MultipartPlan:
+    """Everything a server-side multipart copy needs before its first part."""
+
+    side: Side
+    create_params: dict[str, Any]
+    source_etag: str
+    source_sums: Mapping[str, str]
+    algorithm: str | None
 
 
 class ObjectCopier:
@@ -83,27 +95,11 @@ class ObjectCopier:
     # --- overwrite policy ----------------------------------------------------------------
     def _skip(self, item: CopyItem, reader: Side, writer: Side, requests: RequestLog) -> bool:
         dest = self._head(writer, "destination", item, requests, missing_ok=True)
-        if dest is None:
-            return False
-        if self._options.overwrite == "never":
-            return True
-        return self._same_object(item, dest, reader, requests)
-
-    def _same_object(self, item: CopyItem, dest: Head, reader: Side, requests: RequestLog) -> bool:
-        """Same size, and the same source identity, ETag or full-object checksum."""
-        if dest.get("ContentLength") != item.size:
-            return False
-        recorded = (dest.get("Metadata") or {}).get(SOURCE_ETAG_META)
-        if recorded and item.etag and recorded == item.etag.strip('"'):
-            return True
-        verdict = compare(item.etag, {}, dest.get("ETag"), {}, _is_kms(dest))
-        if verdict.method == "etag":
-            return verdict.matches
-        dest_sums = full_object_checksums(dest)
-        if not dest_sums:
-            return False
-        source = self._head(reader, "source", item, requests)
-        return compare(None, full_object_checksums(source or {}), None, dest_sums).verified
+        skip = skip_existing(self._options.overwrite, item, dest)
+        if skip is None:  # only the source's checksums can tell
+            source = self._head(reader, "source", item, requests) or {}
+            skip = skip_existing(self._options.overwrite, item, dest, source)
+        return bool(skip)
 
     # --- server-side ---------------------------------------------------------------------
     def _server_side(self, item: CopyItem, requests: RequestLog) -> CopyReport:
@@ -121,7 +117,7 @@ class ObjectCopier:
         dest_sums = full_object_checksums(result)
         verdict = None
         if self._options.verify:
-            verdict = compare(item.etag, {}, result.get("ETag"), {}, _is_kms(response))
+            verdict = compare(item.etag, {}, result.get("ETag"), {}, is_kms(response))
             if verdict.method == "none":
                 # The ETags cannot tell (a multipart-uploaded or KMS-encrypted source): compare
                 # the stored checksums, read only now that they are needed.
@@ -133,7 +129,8 @@ class ObjectCopier:
             self._reject_mismatch(side, item, verdict, requests)
         return CopyReport(KeyStatus.COPIED, verdict)
 
-    def _server_side_multipart(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+    def prepare_multipart(self, item: CopyItem, requests: RequestLog) -> MultipartPlan:
+        """Read what a server-side multipart copy must pass explicitly (HEAD, tags)."""
         side = self._clients.copy
         head = self._head(side, "source", item, requests) or {}
         tags = self._source_tags(side, item, head, requests)
@@ -142,19 +139,27 @@ class ObjectCopier:
         algorithm = self._crc_algorithm(source_sums)
         if algorithm:
             params["ChecksumAlgorithm"] = algorithm
+        return MultipartPlan(side, params, item.etag or str(head["ETag"]), source_sums, algorithm)
+
+    def _server_side_multipart(self, item: CopyItem, requests: RequestLog) -> CopyReport:
+        plan = self.prepare_multipart(item, requests)
         result = copy_multipart(
-            side,
+            plan.side,
             self._job,
             item,
-            create_params=params,
-            source_etag=item.etag or str(head["ETag"]),
+            create_params=plan.create_params,
+            source_etag=plan.source_etag,
             pool=self._pool,
             requests=requests,
         )
-        return CopyReport(
-            KeyStatus.COPIED,
-            self._verify(side, item, source_sums, result.crc, result.algorithm, requests),
-        )
+        verdict = self.verify_multipart(plan, item, result.crc, requests)
+        return CopyReport(KeyStatus.COPIED, verdict)
+
+    def verify_multipart(
+        self, plan: MultipartPlan, item: CopyItem, crc: str | None, requests: RequestLog
+    ) -> Verdict | None:
+        """Compare the combined part CRC with the source's; a mismatch deletes the copy."""
+        return self._verify(plan.side, item, plan.source_sums, crc, plan.algorithm, requests)
 
     def _copy_call(self, item: CopyItem) -> dict[str, Any]:
         return {
@@ -291,9 +296,3 @@ _CHANGED = (
     "the source object changed after it was listed (its ETag no longer matches); "
     "nothing was written for it — run the copy again to copy the new version"
 )
-
-
-def _is_kms(response: Mapping[str, Any]) -> bool:
-    return str(response.get("ServerSideEncryption", "")).startswith("aws:kms") or bool(
-        response.get("SSECustomerAlgorithm")
-    )

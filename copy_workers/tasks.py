@@ -10,25 +10,39 @@ from celery.exceptions import Reject
 
 from copy_workers import logs, metrics
 from copy_workers.celery_app import app, settings
-from copy_workers.contract import TASK_NAME, ChunkMessage, ContractError
+from copy_workers.contract import (
+    PARTS_TASK_NAME,
+    QUEUE,
+    TASK_NAME,
+    ChunkMessage,
+    ContractError,
+    PartsMessage,
+)
 from copy_workers.engine import ChunkIncomplete, copy_chunk
 from copy_workers.process import WorkerProcess
+from copy_workers.split import BatchIncomplete
 
 log = logging.getLogger(__name__)
 
 
-PROCESS = WorkerProcess(settings)
+def _send_parts(message: PartsMessage) -> None:
+    app.send_task(PARTS_TASK_NAME, kwargs={"parts": message.to_wire()}, queue=QUEUE)
 
 
-@app.task(
-    bind=True,
-    name=TASK_NAME,
-    autoretry_for=(ChunkIncomplete,),
-    max_retries=settings.chunk_retries,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-)
+PROCESS = WorkerProcess(settings, _send_parts)
+
+
+# Celery's own retries for a task whose keys (or parts) are not all finished: exponential
+# backoff with jitter, redelivered to any worker of the pool.
+TASK_RETRIES: dict[str, Any] = {
+    "max_retries": settings.chunk_retries,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+}
+
+
+@app.task(bind=True, name=TASK_NAME, autoretry_for=(ChunkIncomplete,), **TASK_RETRIES)
 def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Copy one chunk of a run. Safe to run twice: already recorded keys are skipped."""
     with metrics.chunk_running():
@@ -48,5 +62,20 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
                 observer=metrics.OBSERVER,
                 limit=PROCESS.limit,
                 lane=PROCESS.lane(message),
+                splitter=PROCESS.splitter(message),
             )
     return result.to_wire()
+
+
+@app.task(bind=True, name=PARTS_TASK_NAME, autoretry_for=(BatchIncomplete,), **TASK_RETRIES)
+def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
+    """Copy a batch of parts of a split object; the last batch completes and records it."""
+    try:
+        message = PartsMessage.from_wire(parts)
+    except ContractError as exc:
+        log.error("rejected malformed parts message", extra={"reason": str(exc)})
+        raise Reject(str(exc), requeue=False) from exc
+    final = self.request.retries >= (self.max_retries or 0)
+    with logs.bound(message.run_id, message.chunk_id):
+        copier = PROCESS.batch_copier(message, lambda done: metrics.OBSERVER.recorded(done.added))
+        return copier.run(message, final_attempt=final)
