@@ -79,7 +79,9 @@ class _Recorder:
         self._every_s = settings.flush_every_s
         self._every_keys = settings.flush_every_keys
         self._buffer: list[KeyOutcome] = []
-        self._last_flush = time.monotonic()
+        # As if the last flush were due: a chunk's first outcome is recorded at once, so a
+        # run's progress shows copying as soon as it starts; later ones go in batches.
+        self._last_flush = time.monotonic() - self._every_s
         self._lock = threading.Lock()
         self.cancelling = False
         self.tally = _Tally()
