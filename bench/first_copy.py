@@ -25,8 +25,8 @@ Each run starts the real CLI as a subprocess::
 and this process reads the run's hash in Redis (``RunKeys(run_id).run``) every 5 ms, recording
 when it first exists (the run is created), when ``objects_listed`` first grows (the first chunk
 is dispatched), when ``objects_copied`` first grows (the first copy is recorded), and when
-``listing_done`` becomes 1 (the listing and dispatch are finished). Workers record outcomes in
-batches (every 0.5 s or 200 keys), so the first copy is seen at most that long after S3 made it.
+``listing_done`` becomes 1 (the listing and dispatch are finished). Workers record a chunk's
+first outcome at once and later ones in batches (every 0.5 s or 200 keys).
 
 The first recorded key is identified from Redis (the chunk in the run's ``progress`` hash, the
 first bit set in its ``recorded`` bitmap, the partition's key range in the ``listing`` hash:
@@ -436,8 +436,8 @@ def report(results: dict[str, Any]) -> str:
         "",
         "- *run created*: the run hash exists (the CLI has started, parsed, checked the source).",
         "- *first chunk dispatched*: `objects_listed` > 0 (a chunk is registered and sent).",
-        "- *first copy*: `objects_copied` > 0 (workers record outcomes in batches, every 0.5 s "
-        "or 200 keys: the copy itself happened up to that much earlier).",
+        "- *first copy*: `objects_copied` > 0 (a worker records a chunk's first outcome at once, "
+        "as soon as S3 has answered).",
         "- *listing done*: `listing_done` = 1, every key listed and dispatched; *copied at "
         "listing done*: objects already copied then.",
         "- *CLI exit*: the CLI's exit: "
