@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,7 +32,7 @@ from bench.config import (
 )
 from bench.dataset import Dataset, VerificationError, plan_sizes, seed_dataset, warm_server
 from bench.measure import find_child
-from bench.proxy import Proxy, fault_proxy_factory
+from bench.proxy import Proxy, latency_proxy
 from bench.runner import DEST_BUCKET, Slot, Stage, ToolFailed, ToolSpec, build_schedule, run_slot
 from copy_control.units import parse_size
 from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
@@ -141,13 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {**asdict(config), "sizes": str(config.sizes), "results_dir": str(out_dir)},
         "machine": install.machine_info(),
         "versions": install.tool_versions(config.tools),
-        "skipped": {},
-        "notes": [],
     }
     print(f"results: {out_dir}")
     runs: list[dict[str, Any]] = []
     try:
-        failure = _bench(config, workdir, info, runs)
+        failure = _bench(config, workdir, runs)
     finally:
         text = report.write_results(out_dir, runs, info)
     print()
@@ -162,9 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _bench(
-    config: BenchConfig, workdir: Path, info: dict[str, Any], runs: list[dict[str, Any]]
-) -> str | None:
+def _bench(config: BenchConfig, workdir: Path, runs: list[dict[str, Any]]) -> str | None:
     """Run every variant; returns why the benchmark stopped early, or None."""
     with redis_server(workdir / "redis") as redis, seaweed_server(workdir / "seaweed") as url:
         s3 = boto3.client(
@@ -187,12 +182,11 @@ def _bench(
             find_child(f"-dir={workdir / 'seaweed'}"),
             workdir,
             datasets["warmup"],
-            fanout_multipart=_fanout_accepts_multipart(info),
             records=runs,  # the caller writes them out, even after a failure
         )
         try:
             for variant in config.variants:
-                _run_variant(stage, variant, url, datasets, info)
+                _run_variant(stage, variant, url, datasets)
         except (VerificationError, ToolFailed) as exc:
             return str(exc)
     return None
@@ -222,29 +216,12 @@ def _seed(config: BenchConfig, s3: S3Client) -> dict[str, Dataset]:
     return datasets
 
 
-def _fanout_accepts_multipart(info: dict[str, Any]) -> bool:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "s3fanout"), "copy", "--help"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if "--multipart-threshold" in done.stdout:
-        return True
-    info["notes"].append("s3fanout has no --multipart-threshold yet: mixed runs with its defaults")
-    return False
-
-
-def _run_variant(
-    stage: Stage, variant: str, url: str, datasets: dict[str, Dataset], info: dict[str, Any]
-) -> None:
+def _run_variant(stage: Stage, variant: str, url: str, datasets: dict[str, Dataset]) -> None:
     config = stage.config
     source = datasets["mixed" if variant == "mixed" else "small"]
     multipart = config.multipart if variant == "mixed" else None
     specs = tool_rows(config, variant)
-    with _endpoint(variant, url, config, info) as (endpoint, proxy):
-        if endpoint is None:
-            return
+    with _endpoint(variant, url, config) as (endpoint, proxy):
         schedule = build_schedule(specs, config.repeats)
         for number, (repeat, spec) in enumerate(schedule, 1):
             slot = Slot(variant, repeat, spec, source, endpoint, multipart, proxy)
@@ -253,20 +230,12 @@ def _run_variant(
 
 
 @contextlib.contextmanager
-def _endpoint(
-    variant: str, url: str, config: BenchConfig, info: dict[str, Any]
-) -> Iterator[tuple[str | None, Proxy | None]]:
+def _endpoint(variant: str, url: str, config: BenchConfig) -> Iterator[tuple[str, Proxy | None]]:
     """The URL the tools use: the server's, or (latency) a delaying proxy's in front of it."""
     if variant != "latency":
         yield url, None
         return
-    factory = fault_proxy_factory()
-    if isinstance(factory, str):
-        print(f"latency: {factory}")
-        info["skipped"]["latency"] = factory
-        yield None, None
-        return
-    with factory(url, config.latency_ms / 1000) as proxy:
+    with latency_proxy(url, config.latency_ms / 1000) as proxy:
         yield proxy.url, proxy
 
 

@@ -34,7 +34,7 @@ class SizeRange:
         return cls(parse_size(low, "--sizes"), parse_size(high if sep else low, "--sizes"))
 
     def __str__(self) -> str:
-        return f"{_human(self.low)}-{_human(self.high)}"
+        return f"{human(self.low)}-{human(self.high)}"
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class BenchConfig:
         return [WorkerShape(instances=1, concurrency=n) for n in self.scaleout]
 
 
-def _human(size: int) -> str:
+def human(size: int) -> str:
+    """``5GiB``, ``40MiB``, ``1KiB``: the largest unit that divides it, else bytes."""
     for unit, factor in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
         if size >= factor and size % factor == 0:
             return f"{size // factor}{unit}"

@@ -120,7 +120,7 @@ def verify_copy(s3: S3Client, source: Dataset, bucket: str, prefix: str) -> Veri
             problems.append(f"size: {rel}: {size} != {want.size}")
         elif etag == want.etag:
             etag_equal += 1
-        elif "-" in etag and _content_md5(s3, bucket, prefix + rel) == want.md5:
+        elif "-" in etag and read_back_md5(s3, bucket, prefix + rel) == want.md5:
             content_checked += 1  # a multipart copy gets a multipart ETag; the bytes decide
         else:
             problems.append(f"content: {rel}: ETag {etag} != {want.etag}")
@@ -133,10 +133,11 @@ def verify_copy(s3: S3Client, source: Dataset, bucket: str, prefix: str) -> Veri
     return Verified(len(found), source.total_bytes, etag_equal, content_checked)
 
 
-def _content_md5(s3: S3Client, bucket: str, key: str) -> str:
+def read_back_md5(s3: S3Client, bucket: str, key: str) -> str:
+    """MD5 of an object's bytes, read in a stream (8 MiB at a time)."""
     digest = hashlib.md5(usedforsecurity=False)
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    for block in iter(lambda: body.read(1 << 20), b""):
+    for block in iter(lambda: body.read(8 << 20), b""):
         digest.update(block)
     return digest.hexdigest()
 

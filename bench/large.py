@@ -42,14 +42,13 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import random
 import shutil
 import statistics
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,12 +59,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from bench import install, peers
-from bench.config import BENCH_VENV, RESULTS_ROOT, MiB
-from bench.measure import Cpu, Finished, TreeMeter, find_child, run_measured, self_cpu
+from bench.config import BENCH_VENV, RESULTS_ROOT, MiB, Multipart, WorkerShape, human
+from bench.dataset import delete_prefix, read_back_md5
+from bench.measure import Cpu, Finished, find_child, run_measured, run_metered
+from bench.runner import build_schedule, worker_pool
 from copy_control.units import parse_size
 from copy_workers.parts import DEFAULT_PART_SIZE, part_size_for
 from copy_workers.settings import WorkerSettings
-from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server, worker_process
+from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,7 +76,6 @@ DEST_BUCKET = "bench-large-dst"
 SOURCE_KEY = "big"
 BLOCK = 64 * MiB  # the random block every part is cut from
 SEED_THREADS = 4
-SETTLE_S = 0.25  # after a tool exits, let the workers and the server finish their last writes
 ROWS = ("split", "single", "awscli")
 LABELS = {"split": "s3fanout split", "single": "s3fanout 1 worker", "awscli": "aws s3 cp"}
 VERIFY_ETAG = (
@@ -229,15 +229,6 @@ def content_md5(source: Source) -> str:
     return digest.hexdigest()
 
 
-def read_back_md5(s3: S3Client, bucket: str, key: str) -> str:
-    """MD5 of an object's bytes, read in a stream (8 MiB at a time)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    for block in iter(lambda: body.read(8 * MiB), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 class Verifier:
     """Checks one copy: size and ETag; the bytes when asked or when the ETag differs."""
 
@@ -318,17 +309,7 @@ def awscli_command(
     settings: Settings, endpoint: str, dest_key: str, scratch: Path
 ) -> peers.Command:
     """``aws s3 cp s3://SRC/big s3://DST/<run>/big``; concurrency and part size from a config."""
-    config = scratch / "aws-config"
-    lines = [
-        f"max_concurrent_requests = {settings.aws_concurrency}",
-        f"multipart_threshold = {min(settings.part_size, settings.size - 1) // MiB}MB",
-        f"multipart_chunksize = {settings.part_size // MiB}MB",  # awscli's MB are MiB
-    ]
-    config.write_text(
-        "[default]\n"
-        f"region = {AWS_TEST_ENV['AWS_REGION']}\n"
-        "s3 =\n" + "".join(f"    {line}\n" for line in lines)
-    )
+    multipart = Multipart(min(settings.part_size, settings.size - 1), settings.part_size)
     argv = (
         str(BENCH_VENV / "bin" / "aws"),
         "s3",
@@ -339,8 +320,7 @@ def awscli_command(
         "--endpoint-url",
         endpoint,
     )
-    env = peers.tool_env(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    return peers.Command(argv, env)
+    return peers.Command(argv, peers.awscli_env(scratch, settings.aws_concurrency, multipart))
 
 
 @dataclass
@@ -373,7 +353,8 @@ def run_one(stage: Stage, row: str, repeat: int) -> dict[str, Any]:
         cpu["client"] = finished.cpu
     else:
         command = s3fanout_command(settings, row, stage.endpoint, stage.redis_url, dest_key)
-        with workers(stage, scratch) as pids:
+        shape = WorkerShape(instances=settings.workers, concurrency=1)
+        with worker_pool(stage.redis_url, stage.endpoint, shape, scratch) as pids:
             warm_up(stage, scratch)
             finished, cpu = measure(stage, command, scratch, row, {"workers": pids})
         cpu["cli"] = finished.cpu
@@ -401,59 +382,27 @@ def measure(
     stage: Stage, command: peers.Command, scratch: Path, name: str, tools: dict[str, list[int]]
 ) -> tuple[Finished, dict[str, Cpu]]:
     """Run the command to its end; CPU of the server, Redis and ``tools`` in the window."""
-    meter = TreeMeter({"server": stage.server_pid, "redis": stage.redis_pid, **tools})
-    harness = self_cpu()
-    meter.start()
-    finished = run_measured(command.argv, command.env, scratch, name, stage.settings.timeout_s + 60)
-    time.sleep(SETTLE_S)
-    cpu = meter.stop()
-    cpu["harness"] = self_cpu() - harness
+    roots: dict[str, int | list[int]] = {
+        "server": stage.server_pid,
+        "redis": stage.redis_pid,
+        **tools,
+    }
+    timeout_s = stage.settings.timeout_s + 60
+    finished, cpu = run_metered(roots, command.argv, command.env, scratch, name, timeout_s)
     if finished.returncode != 0:
         raise BenchFailed(f"{name} exited {finished.returncode}\n{finished.tail()}")
     return finished, cpu
 
 
-@contextlib.contextmanager
-def workers(stage: Stage, scratch: Path) -> Iterator[list[int]]:
-    """``--workers`` fresh worker processes of one pool process each (as bench/runner.py)."""
-    with contextlib.ExitStack() as stack:
-        started = [
-            stack.enter_context(
-                worker_process(
-                    stage.redis_url,
-                    stage.endpoint,
-                    scratch,
-                    concurrency=1,
-                    name=f"worker{i}",
-                )
-            )
-            for i in range(stage.settings.workers)
-        ]
-        yield [worker.process.pid for worker in started]
-
-
 def warm_up(stage: Stage, scratch: Path) -> None:
     """A small copy in one-key chunks: every pool process builds its S3 client before the run."""
-    argv = (
-        str(Path(sys.executable).parent / "s3fanout"),
-        "copy",
-        f"s3://{SOURCE_BUCKET}/warmup/",
-        f"s3://{DEST_BUCKET}/warmup/{scratch.name}/",
-        "--recursive",
-        "--json",
-        "--redis-url",
-        stage.redis_url,
-        "--endpoint-url",
-        stage.endpoint,
-        "--chunk-size",
-        "1",
-    )
-    finished = run_measured(argv, peers.tool_env(), scratch, "warmup", 120)
+    dest_prefix = f"warmup/{scratch.name}/"
+    target = peers.Target(stage.endpoint, SOURCE_BUCKET, "warmup/", DEST_BUCKET, dest_prefix)
+    command = peers.s3fanout_cli(target, stage.redis_url, 1, 120)
+    finished = run_measured(command.argv, command.env, scratch, "warmup", 120)
     if finished.returncode != 0:
         raise BenchFailed(f"s3fanout warm-up exited {finished.returncode}\n{finished.tail()}")
-    listed = stage.s3.list_objects_v2(Bucket=DEST_BUCKET, Prefix="warmup/").get("Contents", [])
-    for item in listed:
-        stage.s3.delete_object(Bucket=DEST_BUCKET, Key=item["Key"])
+    delete_prefix(stage.s3, DEST_BUCKET, dest_prefix)
 
 
 def part_batches(scratch: Path, count: int) -> list[int]:
@@ -638,13 +587,6 @@ def progress(number: int, total: int, run: dict[str, Any]) -> None:
     )
 
 
-def human(size: int) -> str:
-    for unit, factor in (("GiB", 1024**3), ("MiB", MiB), ("KiB", 1024)):
-        if size >= factor and size % factor == 0:
-            return f"{size // factor}{unit}"
-    return f"{size}B"
-
-
 # --- the harness -----------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(
@@ -723,15 +665,6 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         results_dir=args.results_dir,
         keep_work=args.keep_work,
     )
-
-
-def schedule(rows: Sequence[str], repeats: int) -> list[tuple[int, str]]:
-    """Round r runs every row once, the order rotated by r: A B C, B C A, C A B, ..."""
-    order = []
-    for repeat in range(repeats):
-        shift = repeat % len(rows)
-        order += [(repeat, row) for row in [*rows[shift:], *rows[:shift]]]
-    return order
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -813,7 +746,7 @@ def bench(settings: Settings, workdir: Path, results: dict[str, Any]) -> str | N
             Verifier(s3, source, settings.read_back),
             results["runs"],
         )
-        order = schedule(settings.rows, settings.repeats)
+        order = build_schedule(settings.rows, settings.repeats)
         try:
             for number, (repeat, row) in enumerate(order, 1):
                 run = run_one(stage, row, repeat)

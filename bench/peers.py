@@ -112,13 +112,13 @@ def rclone(target: Target, scratch: Path) -> Command:
     return Command(tuple(argv), env)
 
 
-def awscli(target: Target, scratch: Path) -> Command:
-    """``aws s3 cp --recursive`` with 64 concurrent requests (from a private config file)."""
-    settings = [f"max_concurrent_requests = {AWSCLI_CONCURRENCY}"]
-    if target.multipart is not None:
+def awscli_env(scratch: Path, concurrency: int, multipart: Multipart | None) -> dict[str, str]:
+    """An ``aws`` process's environment, with a private config file of these s3 settings."""
+    settings = [f"max_concurrent_requests = {concurrency}"]
+    if multipart is not None:
         settings += [
-            f"multipart_threshold = {target.multipart.threshold // MiB}MB",
-            f"multipart_chunksize = {target.multipart.part_size // MiB}MB",
+            f"multipart_threshold = {multipart.threshold // MiB}MB",
+            f"multipart_chunksize = {multipart.part_size // MiB}MB",  # awscli's MB are MiB
         ]
     # What `aws configure set default.s3.<name> <value>` writes, without an aws process each.
     config = scratch / "aws-config"
@@ -127,6 +127,11 @@ def awscli(target: Target, scratch: Path) -> Command:
         f"region = {AWS_TEST_ENV['AWS_REGION']}\n"
         "s3 =\n" + "".join(f"    {line}\n" for line in settings)
     )
+    return tool_env(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+
+
+def awscli(target: Target, scratch: Path) -> Command:
+    """``aws s3 cp --recursive`` with 64 concurrent requests (from a private config file)."""
     argv = (
         str(BENCH_VENV / "bin" / "aws"),
         "s3",
@@ -138,8 +143,7 @@ def awscli(target: Target, scratch: Path) -> Command:
         "--endpoint-url",
         target.endpoint_url,
     )
-    env = tool_env(AWS_CONFIG_FILE=str(config), AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    return Command(argv, env)
+    return Command(argv, awscli_env(scratch, AWSCLI_CONCURRENCY, target.multipart))
 
 
 def boto3(target: Target, scratch: Path) -> Command:

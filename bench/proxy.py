@@ -5,21 +5,16 @@ mode. The benchmark runs it in a process of its own (``python -m bench.proxy UPS
 so that its CPU is measured like the server's and its threads do not share the harness's GIL.
 The process prints its URL, then answers each ``stats`` line on stdin with its request counters
 since the previous one (as JSON), and exits when stdin closes.
-
-The benchmark needs only a factory ``(upstream URL, delay in seconds) -> context manager that
-yields a Proxy``; while devstack has no proxy, the latency variant is skipped with the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from bench.config import REPO
@@ -30,18 +25,8 @@ class Proxy:
     """A running proxy: the URL to give the tools, its process, and its request counters."""
 
     url: str
-    pid: int | None = None  # None: it runs inside the harness (its CPU is the harness's)
-    counters: Callable[[], dict[str, int]] | None = None  # counts since the previous call
-
-
-ProxyFactory = Callable[[str, float], AbstractContextManager[Proxy]]
-
-
-def fault_proxy_factory() -> ProxyFactory | str:
-    """The fixed-latency proxy as a ProxyFactory, or the reason it cannot be used."""
-    if importlib.util.find_spec("devstack.faultproxy") is None:
-        return "devstack/faultproxy.py does not exist yet: the latency variant is skipped"
-    return latency_proxy
+    pid: int
+    counters: Callable[[], dict[str, int]]  # counts since the previous call
 
 
 @contextlib.contextmanager

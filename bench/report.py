@@ -147,8 +147,6 @@ def markdown(
         "S3 = SeaweedFS on loopback.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
     ]
-    lines += [f"Skipped: {variant}: {why}" for variant, why in info.get("skipped", {}).items()]
-    lines += [f"Note: {note}" for note in info.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bench import peers
 from bench.config import BenchConfig, Multipart, WorkerShape
 from bench.dataset import Dataset, delete_prefix, verify_copy
-from bench.measure import Cpu, Finished, TreeMeter, run_measured, self_cpu
+from bench.measure import Cpu, Finished, run_measured, run_metered
 from bench.proxy import Proxy
 from devstack.servers import RedisServer, worker_process
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DEST_BUCKET = "bench-dest"
-SETTLE_S = 0.25  # after a tool exits, let the workers and the server finish their last writes
+Row = TypeVar("Row")
 
 
 class ToolFailed(RuntimeError):
@@ -37,7 +36,7 @@ class ToolSpec:
     shape: WorkerShape | None = None
 
 
-def build_schedule(specs: Sequence[ToolSpec], repeats: int) -> list[tuple[int, ToolSpec]]:
+def build_schedule(specs: Sequence[Row], repeats: int) -> list[tuple[int, Row]]:
     """Round r runs every tool once, the order rotated by r: A B C, B C A, C A B, ...
 
     Tools alternate run by run (never A A A B B B), so slow drift of a shared machine hits all
@@ -60,7 +59,6 @@ class Stage:
     server_pid: int
     workdir: Path
     warmup: Dataset
-    fanout_multipart: bool = True  # does `s3fanout copy` take --multipart-threshold?
     runs_started: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
 
@@ -142,22 +140,13 @@ def _measure(
         **tools,
     }
     proxy = slot.proxy
-    if proxy is not None and proxy.pid is not None:
+    if proxy is not None:
         roots["proxy"] = proxy.pid
-    meter = TreeMeter(roots)
-    if proxy is not None and proxy.counters is not None:
         proxy.counters()  # from zero: the warm-up's requests are not the run's
-    harness = self_cpu()
-    meter.start()
-    finished = run_measured(
-        command.argv, command.env, scratch, slot.spec.tool, stage.config.timeout_s + 30
+    finished, cpu = run_metered(
+        roots, command.argv, command.env, scratch, slot.spec.tool, stage.config.timeout_s + 30
     )
-    time.sleep(SETTLE_S)
-    cpu = meter.stop()
-    cpu["harness"] = self_cpu() - harness
-    if proxy is not None and proxy.pid is None:
-        cpu["proxy"] = cpu["harness"]  # a proxy inside the harness: its CPU is the harness's
-    requests = proxy.counters() if proxy is not None and proxy.counters is not None else None
+    requests = proxy.counters() if proxy is not None else None
     if finished.returncode != 0:
         raise ToolFailed(f"{slot.spec.label} exited {finished.returncode}\n{finished.tail()}")
     return Measured(finished, cpu, requests)
@@ -180,14 +169,15 @@ def _run_s3fanout(
 ) -> tuple[Measured, dict[str, Any]]:
     """Fresh workers for the run, warmed up; then only the measured copy counts."""
     shape = slot.spec.shape or stage.config.workers
-    if not stage.fanout_multipart:
-        target = replace(target, multipart=None)
     command = peers.s3fanout_cli(
         target, stage.redis.url, stage.config.chunk_size, stage.config.timeout_s
     )
-    with _workers(stage, slot.endpoint_url, shape, scratch) as worker_pids:
+    extra_env = {}
+    if stage.config.keys_in_flight is not None:
+        extra_env["S3FANOUT_KEYS_IN_FLIGHT"] = str(stage.config.keys_in_flight)
+    with worker_pool(stage.redis.url, slot.endpoint_url, shape, scratch, extra_env) as pids:
         _warm_up(stage, slot.endpoint_url, scratch)
-        measured = _measure(stage, slot, command, scratch, workers=worker_pids)
+        measured = _measure(stage, slot, command, scratch, workers=pids)
     cpu = measured.cpu
     cpu["cli"] = measured.finished.cpu
     cpu["client"] = cpu["cli"] + cpu["workers"]
@@ -195,17 +185,19 @@ def _run_s3fanout(
 
 
 @contextlib.contextmanager
-def _workers(
-    stage: Stage, endpoint_url: str, shape: WorkerShape, scratch: Path
+def worker_pool(
+    redis_url: str,
+    endpoint_url: str,
+    shape: WorkerShape,
+    scratch: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[list[int]]:
-    extra_env = {}
-    if stage.config.keys_in_flight is not None:
-        extra_env["S3FANOUT_KEYS_IN_FLIGHT"] = str(stage.config.keys_in_flight)
+    """``shape.instances`` fresh worker processes (logs ``worker<i>.log``); yields their pids."""
     with contextlib.ExitStack() as stack:
         workers = [
             stack.enter_context(
                 worker_process(
-                    stage.redis.url,
+                    redis_url,
                     endpoint_url,
                     scratch,
                     concurrency=shape.concurrency,
