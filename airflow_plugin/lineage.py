@@ -40,9 +40,9 @@ def operator_lineage(loc: Locations | None) -> Any:
     if classes is None:
         return None
     dataset, operator_lineage_cls = classes
+    if loc is None:
+        return operator_lineage_cls()
     try:
-        if loc is None:
-            raise InvalidRequest("no locations")
         source, dest = dataset_names(loc)
     except InvalidRequest:
         return operator_lineage_cls()

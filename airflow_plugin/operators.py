@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_plugin.compat import (
     AirflowException,
@@ -32,10 +32,13 @@ from copy_control.request import CopyRequest, InvalidRequest, build_options
 from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size
-from copy_workers.aws import ClientFactory, Identity
+from copy_workers.aws import ClientFactory
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
+
+if TYPE_CHECKING:
+    import redis
 
 __all__ = ["S3CrossAccountCopyOperator", "run_id_for"]
 
@@ -310,11 +313,11 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             found = store.summary(run_id)
             if found is not None and found.is_final:
                 self.log.info("Run %s ended (%s): re-attaching to it", run_id, found.status)
-                return self._finish(found)
+                return self._finish(client, found)
             self._dispatch(request, run_id, store, url, resuming=found is not None)
             if self.deferrable:
                 self._defer(run_id)
-            return self._finish(self._wait(store, run_id))
+            return self._finish(client, self._wait(store, run_id))
         finally:
             client.close()
 
@@ -329,8 +332,13 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         if result.status == "error":
             raise AirflowException(f"Run {result.run_id}: {result.message}")
         assert result.summary is not None  # from_payload guarantees it for final statuses
-        self._attached = (self._redis_url(), result.run_id)
-        return self._finish(result.summary)
+        url = self._redis_url()
+        self._attached = (url, result.run_id)
+        client = connect(url)
+        try:
+            return self._finish(client, result.summary)
+        finally:
+            client.close()
 
     def on_kill(self) -> None:
         """Cancel the run this task drives: queued chunks are dropped, nothing new starts."""
@@ -365,15 +373,10 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             )
         return summary.to_dict()
 
-    def _finish(self, summary: RunSummary) -> dict[str, Any]:
+    def _finish(self, client: redis.Redis, summary: RunSummary) -> dict[str, Any]:
         # The outcome is reported now: the next execution of this task instance (a clear)
         # starts a new run instead of replaying this one.
-        assert self._attached is not None
-        client = connect(self._attached[0])
-        try:
-            close_run(client, summary.run_id)
-        finally:
-            client.close()
+        close_run(client, summary.run_id)
         return self.report(summary)
 
     def _redis_url(self) -> str:
@@ -393,7 +396,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         self, request: CopyRequest, run_id: str, store: RunStore, url: str, *, resuming: bool
     ) -> None:
         try:
-            s3 = self._listing_client(request, run_id)
+            s3 = self._client_factory().s3(request.listing_identity(run_id))
             report = start_run(request, run_id, s3, store, producer_app(url))
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -438,12 +441,13 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
 
     def _plan(self, request: CopyRequest, run_id: str) -> dict[str, Any]:
         """Count what the copy would do; nothing is dispatched, recorded or copied."""
+        factory = self._client_factory()
         try:
             report = dry_run(
                 request,
                 run_id,
-                self._listing_client(request, run_id),
-                self._listing_client(request, run_id, request.dest_identity(run_id)),
+                factory.s3(request.listing_identity(run_id)),
+                factory.s3(request.dest_identity(run_id)),
             )
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -451,21 +455,19 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         self.log.info("%s", json.dumps({"event": "s3fanout.dry_run", **result}))
         return result
 
-    def _listing_client(
-        self, request: CopyRequest, run_id: str, identity: Identity | None = None
-    ) -> Any:
-        """S3 client for listing: the connection's credentials, or a role assumed from them.
+    def _client_factory(self) -> ClientFactory:
+        """S3 clients for listing: the connection's credentials, or roles assumed from them.
 
-        Listing threads and HeadObject threads share it, hence a pool larger than boto3's 10.
+        Listing threads and HeadObject threads share a client, hence a pool larger than
+        boto3's 10.
         """
         hook = S3Hook(aws_conn_id=self.aws_conn_id)
-        factory = ClientFactory(
+        return ClientFactory(
             base_session=hook.get_session(),
             endpoint_url=hook.conn_config.endpoint_url,
             region_name=hook.conn_region_name,
             max_pool_connections=64,
         )
-        return factory.s3(identity or request.listing_identity(run_id))
 
     # --- OpenLineage (used only when the OpenLineage provider is installed) ------------------
     def get_openlineage_facets_on_start(self) -> Any:
