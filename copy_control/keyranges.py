@@ -37,9 +37,6 @@ class KeyRange:
     def contains(self, key: str) -> bool:
         return (self.after is None or key > self.after) and (self.end is None or key <= self.end)
 
-    def past_end(self, key: str) -> bool:
-        return self.end is not None and key > self.end
-
 
 def split_points(prefix: str, low: str, high: str | None, parts: int) -> list[str]:
     """Up to ``parts - 1`` boundaries ``b`` with ``low < b1 < b2 ... < high``, all under ``prefix``.

@@ -38,25 +38,6 @@ def from_listing(obj: Mapping[str, Any]) -> ListedObject:
     )
 
 
-def list_pages(
-    client: S3Client,
-    bucket: str,
-    prefix: str,
-    start_after: str | None = None,
-    page_size: int = PAGE_SIZE,
-) -> Iterator[list[ListedObject]]:
-    """Yield the objects under ``prefix`` page by page, in key order, after ``start_after``."""
-    kwargs = {"Bucket": bucket, "Prefix": prefix, "PaginationConfig": {"PageSize": page_size}}
-    if start_after:
-        kwargs["StartAfter"] = start_after
-    pages = client.get_paginator("list_objects_v2").paginate(**kwargs)  # type: ignore[arg-type]
-    try:
-        for page in pages:
-            yield [from_listing(obj) for obj in page.get("Contents", [])]
-    except ClientError as exc:
-        raise _explain(exc, bucket, prefix) from exc
-
-
 def list_range_pages(
     client: S3Client,
     bucket: str,

@@ -226,19 +226,16 @@ class CopyRequest:
 
     def listing_identity(self, run_id: str) -> Identity:
         """Who lists the source: the source role when one is given."""
-        if self.source_role_arn is None:
-            return Identity()
-        return Identity(
-            self.source_role_arn, self.external_id, session_name(run_id), self.session_duration_s
-        )
+        return self._identity(self.source_role_arn, run_id)
 
     def dest_identity(self, run_id: str) -> Identity:
         """Who reads the destination (a dry run's listing): the destination role if given."""
-        if self.dest_role_arn is None:
+        return self._identity(self.dest_role_arn, run_id)
+
+    def _identity(self, role_arn: str | None, run_id: str) -> Identity:
+        if role_arn is None:
             return Identity()
-        return Identity(
-            self.dest_role_arn, self.external_id, session_name(run_id), self.session_duration_s
-        )
+        return Identity(role_arn, self.external_id, session_name(run_id), self.session_duration_s)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able record of the request, stored with the run.
@@ -246,15 +243,7 @@ class CopyRequest:
         Selection fields appear only when used, so that runs recorded before they existed
         still resume. ``listing_concurrency`` is left out: a run may resume with another.
         """
-        record = self._describe_base()
-        if self.manifest is not None:
-            record["manifest"] = self.manifest
-        if self.selection is not None and not self.selection.is_everything:
-            record["selection"] = self.selection.describe()
-        return record
-
-    def _describe_base(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "source": f"s3://{self.source_bucket}/{self.source_key or self.source_prefix or ''}",
             "dest": f"s3://{self.dest_bucket}/{self.dest_key or self.dest_prefix or ''}",
             "recursive": self.is_prefix,
@@ -265,3 +254,8 @@ class CopyRequest:
             "dest_role_arn": self.dest_role_arn,
             "copy_mode": self.copy_mode,
         }
+        if self.manifest is not None:
+            record["manifest"] = self.manifest
+        if self.selection is not None and not self.selection.is_everything:
+            record["selection"] = self.selection.describe()
+        return record

@@ -161,9 +161,7 @@ def wait_for_run(
     """Poll the run until it ends; ``on_progress`` sees every reading."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        summary = store.summary(run_id)
-        if summary is None:
-            raise InvalidRequest(f"no run {run_id!r} in Redis (wrong run id, or it expired)")
+        summary = read_summary(store, run_id)
         if on_progress is not None:
             on_progress(summary)
         if summary.is_final:
@@ -171,6 +169,14 @@ def wait_for_run(
         if deadline is not None and time.monotonic() >= deadline:
             raise RunTimeout(f"run {run_id} is still {summary.status} after {timeout_s} s")
         time.sleep(poll_s)
+
+
+def read_summary(store: RunStore, run_id: str) -> RunSummary:
+    """The run's summary now; InvalidRequest if Redis has no such run."""
+    summary = store.summary(run_id)
+    if summary is None:
+        raise InvalidRequest(f"no run {run_id!r} in Redis (wrong run id, or it expired)")
+    return summary
 
 
 def _check_same_request(existing: dict[str, str], request: CopyRequest, run_id: str) -> None:

@@ -13,7 +13,7 @@ partition dispatches anything, so a resumed run reads exactly the same partition
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -67,8 +67,6 @@ class Splitter(Protocol):
 class Source(Protocol):
     """A run's keys, as partitions."""
 
-    splittable: bool
-
     def check(self) -> None:
         """Read enough to fail on bad input (InvalidRequest) before the run is created."""
 
@@ -90,8 +88,6 @@ class Source(Protocol):
 
 class PrefixSource:
     """Every key under a prefix, as key ranges ``{"after": .., "end": ..}``."""
-
-    splittable = True
 
     def __init__(
         self, client: S3Client, bucket: str, prefix: str, page_size: int = PAGE_SIZE
@@ -149,8 +145,6 @@ def _out_of_order(bucket: str, previous: str, key: str) -> ListingOrderError:
 class KeySource:
     """The one object of a single-key copy."""
 
-    splittable = False
-
     def __init__(self, client: S3Client, bucket: str, key: str) -> None:
         self.client, self.bucket, self.key = client, bucket, key
         self._obj: ListedObject | None = None
@@ -174,8 +168,6 @@ class KeySource:
 
 class ManifestSource:
     """The keys a manifest lists, one partition per data file."""
-
-    splittable = False
 
     def __init__(self, client: S3Client, location: tuple[str, str], source_bucket: str) -> None:
         self.client, self.location, self.source_bucket = client, location, source_bucket
@@ -218,8 +210,3 @@ class ManifestSource:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def parts_summary(parts: Sequence[Part]) -> str:
-    done = sum(part.done for part in parts)
-    return f"{len(parts)} partitions ({done} done)"

@@ -7,9 +7,8 @@ import sys
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
 from copy_control.progress import LiveProgress, Mode
-from copy_control.request import InvalidRequest
-from copy_control.runner import wait_for_run
-from copy_workers.contract import RunStatus, RunSummary
+from copy_control.runner import read_summary, wait_for_run
+from copy_workers.contract import RunStatus
 from copy_workers.runstate import RunStore, connect
 
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     progress = LiveProgress(sys.stdout, mode)
     try:
         if args.once:
-            summary = _read(store, args.run_id)
+            summary = read_summary(store, args.run_id)
             progress(summary)
         else:
             summary = wait_for_run(store, args.run_id, poll_s=args.interval, on_progress=progress)
@@ -66,10 +65,3 @@ def run(args: argparse.Namespace) -> int:
     if mode != "json" and summary.is_final:
         print_summary(summary, as_json=False)
     return EXIT_FAILED if summary.is_final and summary.status != RunStatus.SUCCEEDED else EXIT_OK
-
-
-def _read(store: RunStore, run_id: str) -> RunSummary:
-    summary = store.summary(run_id)
-    if summary is None:
-        raise InvalidRequest(f"no run {run_id!r} in Redis (wrong run id, or it expired)")
-    return summary
