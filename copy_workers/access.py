@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What a server-side copy (CopyObject, UploadPartCopy) asks of the one principal that signs it.
+COPY_ACTION = "s3:GetObject on the source and s3:PutObject on the destination"
+
 
 @dataclass(frozen=True)
 class Denied:

@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 from botocore.exceptions import ClientError
 from botocore.utils import SAFE_CHARS, percent_encode
 
-from copy_workers.access import Denied, explain
+from copy_workers.access import COPY_ACTION, Denied, explain
 from copy_workers.contract import ChunkMessage, CopyItem, CopyJob, KeyOutcome, KeyStatus
 from copy_workers.crt_http import Endpoint, Response, Transport
 from copy_workers.errors import CopyFailed, ErrorKind, classify
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 # Header names of CopyObject's parameters, from botocore's service model (see s3_headers()).
 HeaderNames = Mapping[str, str]
-_COPY_ACTION = "s3:GetObject on the source and s3:PutObject on the destination"
 _TAG = re.compile(r"^\{[^}]*\}")
 
 
@@ -158,8 +157,6 @@ class FastLane:
     # --- requests ------------------------------------------------------------------------
     def send_copy(self, job: CopyJob, key: _Key, done: Callable[..., None]) -> None:
         params = single_copy_params(job, key.item, job.options, None)
-        if job.options.checksum_algorithm not in ("auto", "none"):
-            params["ChecksumAlgorithm"] = job.options.checksum_algorithm
         host, path = self._addressing.locate(params.pop("Bucket"), params.pop("Key"))
         headers = self._render(params, self._copy_headers)
         self._http.send("PUT", host, path, headers, done)
@@ -191,7 +188,7 @@ class FastLane:
 
     def denied(self, job: CopyJob, item: CopyItem, s3_message: str) -> CopyFailed:
         denial = Denied(
-            self._principal, _COPY_ACTION, job.source_bucket, item.source_key, "both", s3_message
+            self._principal, COPY_ACTION, job.source_bucket, item.source_key, "both", s3_message
         )
         return CopyFailed("AccessDenied", explain(denial))
 
@@ -394,10 +391,9 @@ class _LaneRun:
         self.emit(outcome, time.monotonic() - key.started)
 
     def _retry_later(self, key: _Key) -> bool:
-        policy = self.lane.policy
-        pause = policy.backoff(key.retries)
         now = time.monotonic()
-        if key.retries + 1 >= policy.attempts or now + pause > key.started + policy.deadline_s:
+        pause = self.lane.policy.pause_before_retry(key.retries, key.started, now)
+        if pause is None:
             return False
         key.retries += 1
         heapq.heappush(self.waiting, (now + pause, key.index, key))

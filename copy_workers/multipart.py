@@ -13,8 +13,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from copy_workers.access import COPY_ACTION
 from copy_workers.contract import CopyItem, CopyJob
 from copy_workers.parts import Part, plan_parts
 from copy_workers.properties import copy_source
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,12 @@ class MultipartResult:
 
     @property
     def crc(self) -> str | None:
-        """The full-object CRC combined from the part CRCs S3 returned, if it returned them."""
-        return combine_part_crcs(self.algorithm, [(p.checksum or "", p.size) for p in self.parts])
+        return combined_crc(self.algorithm, self.parts)
+
+
+def combined_crc(algorithm: str | None, parts: Sequence[CopiedPart]) -> str | None:
+    """The full-object CRC combined from the part CRCs S3 returned, if it returned them."""
+    return combine_part_crcs(algorithm, [(p.checksum or "", p.size) for p in parts])
 
 
 def copy_multipart(
@@ -111,11 +118,7 @@ def copy_parts(
     pool: Executor,
     requests: RequestLog,
 ) -> list[CopiedPart]:
-    """UploadPartCopy every part on ``pool``, in part order.
-
-    On the first failure the parts not started are cancelled and the ones in flight are waited
-    for (they would otherwise land after an abort), then the error is raised.
-    """
+    """UploadPartCopy every part on ``pool``; the copied parts in part order."""
     futures: list[Future[CopiedPart]] = [
         pool.submit(
             copy_part,
@@ -129,14 +132,26 @@ def copy_parts(
         )
         for part in parts
     ]
-    done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-    failed = next((f for f in done if f.exception() is not None), None)
-    if failed is not None:
+    return results_in_order(futures)
+
+
+def results_in_order(futures: Sequence[Future[T]]) -> list[T]:
+    """The results of the parts' futures, in order.
+
+    On the first failure the parts not started are cancelled and the ones in flight are waited
+    for (they would otherwise land after an abort), then the error is raised.
+    """
+    try:
+        done, _ = wait(futures, return_when="FIRST_EXCEPTION")
+        for future in done:
+            if (error := future.exception()) is not None:
+                raise error
+        return [future.result() for future in futures]
+    except BaseException:
         for future in futures:
             future.cancel()
         wait(futures)
-        raise failed.exception()  # type: ignore[misc]
-    return [future.result() for future in futures]
+        raise
 
 
 def complete_upload(
@@ -181,7 +196,7 @@ def copy_part(
     response = side.call(
         requests,
         side.client.upload_part_copy,
-        action="s3:GetObject on the source and s3:PutObject on the destination",
+        action=COPY_ACTION,
         side="both",
         bucket=job.source_bucket,
         key=item.source_key,
@@ -196,13 +211,3 @@ def copy_part(
     result = response["CopyPartResult"]
     checksum = next((v for k, v in result.items() if k.startswith("Checksum")), None)
     return CopiedPart(part.number, part.size, result["ETag"], checksum)
-
-
-def abort_after_parts(
-    client: S3Client, job: CopyJob, item: CopyItem, upload_id: str, futures: Sequence[Future[Any]]
-) -> None:
-    """Abort an upload once its parts in flight are done (they would land after the abort)."""
-    for future in futures:
-        future.cancel()
-    wait(futures)
-    abort_upload(client, job, item, upload_id)

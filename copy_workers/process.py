@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from copy_workers.aws import ClientFactory, Identity
-from copy_workers.contract import ChunkMessage, PartsMessage
+from copy_workers.contract import ChunkMessage, CopyJob, PartsMessage
 from copy_workers.crt_http import Transport
 from copy_workers.fastlane import Addressing, FastLane, s3_headers
 from copy_workers.runstate import Recorded, RunStore, connect
@@ -61,25 +61,23 @@ class WorkerProcess:
         """Parts of multipart copies, shared by every key of this process (bounded)."""
         return ThreadPoolExecutor(self.settings.part_concurrency, thread_name_prefix="part")
 
-    def copier(self, message: ChunkMessage) -> ObjectCopier:
-        clients = CopyClients.for_job(message.job, self.clients)
-        return ObjectCopier(clients, message.job, self.parts_pool, self.buffers)
+    def copier(self, job: CopyJob) -> ObjectCopier:
+        clients = CopyClients.for_job(job, self.clients)
+        return ObjectCopier(clients, job, self.parts_pool, self.buffers)
 
     @functools.cached_property
     def splits(self) -> SplitStore:
         return SplitStore(self.store.client, self.settings.run_ttl_s)
 
-    def splitter(self, message: ChunkMessage) -> Splitter:
-        """Starts the splits of the chunk's very large objects (their parts go to the pool)."""
-        return Splitter(self.splits, self._send_parts, self.copier(message))
+    def splitter(self, copier: ObjectCopier) -> Splitter:
+        """Starts the splits of a chunk's very large objects (their parts go to the pool)."""
+        return Splitter(self.splits, self._send_parts, copier)
 
     def batch_copier(
         self, message: PartsMessage, on_recorded: Callable[[Recorded], None]
     ) -> BatchCopier:
-        chunk = ChunkMessage(message.run_id, message.chunk_id, message.job, (message.item,))
-        copier = self.copier(chunk)
-        side = CopyClients.for_job(message.job, self.clients).copy
-        return BatchCopier(self.splits, self.store, copier, side, self.parts_pool, on_recorded)
+        copier = self.copier(message.job)
+        return BatchCopier(self.splits, self.store, copier, self.parts_pool, on_recorded)
 
     def lane(self, message: ChunkMessage) -> FastLane | None:
         """The CRT request path for the job's signer, or None where only botocore can go."""

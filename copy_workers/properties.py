@@ -34,7 +34,10 @@ def copy_source(job: CopyJob, item: CopyItem) -> dict[str, str]:
 def single_copy_params(
     job: CopyJob, item: CopyItem, options: CopyOptions, head: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """CopyObject parameters. ``head`` (the source's HeadObject) is needed only for REPLACE."""
+    """CopyObject parameters. ``head`` (the source's HeadObject) is needed only for REPLACE.
+
+    A checksum algorithm chosen by name is passed on; "auto" and "none" pass none.
+    """
     params: dict[str, Any] = {
         "Bucket": job.dest_bucket,
         "Key": item.dest_key,
@@ -53,6 +56,8 @@ def single_copy_params(
         if options.tagging == "replace":
             params["Tagging"] = urlencode(dict(options.tags))
     params.update(_destination_settings(options, item.storage_class))
+    if options.checksum_algorithm not in ("auto", "none"):
+        params["ChecksumAlgorithm"] = options.checksum_algorithm
     return params
 
 

@@ -39,6 +39,14 @@ class KeyRetryPolicy:
         """Full jitter: uniform in [0, min(cap, base * 2**retry)] (AWS architecture blog)."""
         return self.rng.uniform(0.0, min(self.cap_s, self.base_s * 2**retry))
 
+    def pause_before_retry(self, retry: int, started: float, now: float) -> float | None:
+        """The backoff before retry ``retry + 1`` of a key first tried at ``started``, or None
+        when that retry would exceed the attempts or the deadline."""
+        pause = self.backoff(retry)
+        if retry + 1 >= self.attempts or now + pause > started + self.deadline_s:
+            return None
+        return pause
+
 
 class RetriesExhausted(Exception):
     """The key failed transiently on every attempt; ``last`` is the final error."""
@@ -61,7 +69,7 @@ def call_with_retries(
 
     Raises the permanent error itself, or RetriesExhausted wrapping the last transient one.
     """
-    deadline = clock() + policy.deadline_s
+    started = clock()
     retry = 0
     while True:
         try:
@@ -70,8 +78,8 @@ def call_with_retries(
             error = classify(exc)
             if not error.retryable:
                 raise
-            pause = policy.backoff(retry)
-            if retry + 1 >= policy.attempts or clock() + pause > deadline:
+            pause = policy.pause_before_retry(retry, started, clock())
+            if pause is None:
                 raise RetriesExhausted(exc, error, retry) from exc
             on_retry(error)
             sleep(pause)

@@ -216,10 +216,6 @@ class RunStore:
         """The Redis client, for modules that keep state of their own next to the run's."""
         return self._redis
 
-    @property
-    def ttl_s(self) -> int:
-        return self._ttl
-
     def create_run(self, run_id: str, spec: dict[str, Any], max_failures: int | None) -> str:
         """Create the run if it does not exist; return its status either way."""
         limit = -1 if max_failures is None else max_failures

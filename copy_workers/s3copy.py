@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from copy_workers.access import COPY_ACTION
 from copy_workers.contract import CopyItem, CopyJob, KeyStatus
 from copy_workers.errors import CopyFailed
 from copy_workers.multipart import copy_multipart
@@ -33,7 +34,6 @@ from copy_workers.verify import (
 )
 
 Head = Mapping[str, Any]
-_COPY_ACTION = "s3:GetObject on the source and s3:PutObject on the destination"
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,11 @@ class ObjectCopier:
         self._pool = parts_pool
         self._buffers = buffers or BufferBudget(16)
 
+    @property
+    def signer(self) -> Side:
+        """The client that signs this job's server-side copies."""
+        return self._clients.copy
+
     def copy(self, item: CopyItem, requests: RequestLog) -> CopyReport:
         """Copy ``item`` (or skip it, as the overwrite policy says)."""
         streaming = self._job.copy_mode == "stream"
@@ -105,13 +110,11 @@ class ObjectCopier:
     def _server_side(self, item: CopyItem, requests: RequestLog) -> CopyReport:
         if item.size > self._options.multipart_threshold:
             return self._server_side_multipart(item, requests)
-        side = self._clients.copy
+        side = self.signer
         head = None
         if self._options.metadata_directive == "REPLACE":
             head = self._head(side, "source", item, requests)
         params = single_copy_params(self._job, item, self._options, head)
-        if self._options.checksum_algorithm not in ("auto", "none"):
-            params["ChecksumAlgorithm"] = self._options.checksum_algorithm
         response = side.call(requests, side.client.copy_object, **self._copy_call(item), **params)
         result = response.get("CopyObjectResult", {})
         dest_sums = full_object_checksums(result)
@@ -131,7 +134,7 @@ class ObjectCopier:
 
     def prepare_multipart(self, item: CopyItem, requests: RequestLog) -> MultipartPlan:
         """Read what a server-side multipart copy must pass explicitly (HEAD, tags)."""
-        side = self._clients.copy
+        side = self.signer
         head = self._head(side, "source", item, requests) or {}
         tags = self._source_tags(side, item, head, requests)
         params = explicit_params(self._job, item, self._options, head, tags)
@@ -152,18 +155,14 @@ class ObjectCopier:
             pool=self._pool,
             requests=requests,
         )
-        verdict = self.verify_multipart(plan, item, result.crc, requests)
+        verdict = self.verify(
+            plan.side, item, plan.source_sums, result.crc, plan.algorithm, requests
+        )
         return CopyReport(KeyStatus.COPIED, verdict)
-
-    def verify_multipart(
-        self, plan: MultipartPlan, item: CopyItem, crc: str | None, requests: RequestLog
-    ) -> Verdict | None:
-        """Compare the combined part CRC with the source's; a mismatch deletes the copy."""
-        return self._verify(plan.side, item, plan.source_sums, crc, plan.algorithm, requests)
 
     def _copy_call(self, item: CopyItem) -> dict[str, Any]:
         return {
-            "action": _COPY_ACTION,
+            "action": COPY_ACTION,
             "side": "both",
             "bucket": self._job.source_bucket,
             "key": item.source_key,
@@ -186,7 +185,7 @@ class ObjectCopier:
             reader, writer, self._job, item, source_etag, params, algorithm, requests
         ).run(self._pool, self._buffers)
         if not (keeps_etag and self._options.verify):
-            verdict = self._verify(writer, item, source_sums, result.crc, algorithm, requests)
+            verdict = self.verify(writer, item, source_sums, result.crc, algorithm, requests)
             return CopyReport(KeyStatus.COPIED, verdict, streamed=True)
         dest_sums = {algorithm: result.crc} if algorithm and result.crc else {}
         kms = self._options.sse is not None and self._options.sse != "AES256"
@@ -207,7 +206,7 @@ class ObjectCopier:
             return chosen
         return next((a for a in CRC_ALGORITHMS if a in source_sums), "CRC64NVME")
 
-    def _verify(
+    def verify(
         self,
         writer: Side,
         item: CopyItem,
@@ -216,6 +215,7 @@ class ObjectCopier:
         algorithm: str | None,
         requests: RequestLog,
     ) -> Verdict | None:
+        """Compare the copy's CRC with the source's checksums; a mismatch deletes the copy."""
         if not self._options.verify:
             return None
         dest_sums = {algorithm: crc} if algorithm and crc else {}

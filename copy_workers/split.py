@@ -37,6 +37,7 @@ from copy_workers.errors import classify
 from copy_workers.multipart import (
     CopiedPart,
     abort_upload,
+    combined_crc,
     complete_upload,
     copy_parts,
     create_upload,
@@ -44,9 +45,7 @@ from copy_workers.multipart import (
 from copy_workers.parts import plan_parts
 from copy_workers.requests import RequestLog
 from copy_workers.runstate import Recorded, RunStore
-from copy_workers.s3copy import CopyReport, MultipartPlan, ObjectCopier
-from copy_workers.sides import Side
-from copy_workers.verify import combine_part_crcs
+from copy_workers.s3copy import CopyReport, ObjectCopier
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class SplitStore:
         pipe = self._redis.pipeline(transaction=True)
         parts_key = keys.split_parts(message.chunk_id, message.index)
         pipe.hset(parts_key, mapping=fields)  # type: ignore[arg-type]
-        pipe.expire(keys.split_parts(message.chunk_id, message.index), self._ttl)
+        pipe.expire(parts_key, self._ttl)
         if retries:
             pipe.hincrby(keys.split(message.chunk_id, message.index), "retries", retries)
         pipe.execute()
@@ -239,7 +238,6 @@ class BatchCopier:
     store: SplitStore
     runs: RunStore
     copier: ObjectCopier
-    side: Side
     pool: Executor
     on_recorded: Callable[[Recorded], None]
 
@@ -255,7 +253,7 @@ class BatchCopier:
         batch = parts[message.first_part - 1 : message.last_part]
         try:
             copied = copy_parts(
-                self.side,
+                self.copier.signer,
                 message.job,
                 message.item,
                 state.upload_id,
@@ -279,12 +277,14 @@ class BatchCopier:
     def _complete(self, message: PartsMessage, state: SplitState) -> None:
         parts, retries = self.store.all_parts(message)
         requests = RequestLog()
+        side = self.copier.signer
         complete_upload(
-            self.side, message.job, message.item, state.upload_id, parts, state.algorithm, requests
+            side, message.job, message.item, state.upload_id, parts, state.algorithm, requests
         )
-        crc = combine_part_crcs(state.algorithm, [(p.checksum or "", p.size) for p in parts])
-        plan = MultipartPlan(self.side, {}, state.source_etag, state.source_sums, state.algorithm)
-        verdict = self.copier.verify_multipart(plan, message.item, crc, requests)
+        crc = combined_crc(state.algorithm, parts)
+        verdict = self.copier.verify(
+            side, message.item, state.source_sums, crc, state.algorithm, requests
+        )
         total = retries + requests.retries
         outcome = KeyOutcome(
             message.index,
@@ -309,7 +309,7 @@ class BatchCopier:
     ) -> None:
         if not self.store.fail_first(message):
             return
-        abort_upload(self.side.client, message.job, message.item, state.upload_id)
+        abort_upload(self.copier.signer.client, message.job, message.item, state.upload_id)
         error = classify(exc) if exc is not None else None
         outcome = KeyOutcome(
             message.index,

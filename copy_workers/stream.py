@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from awscrt import checksums
 
 from copy_workers.contract import CopyItem, CopyJob
-from copy_workers.multipart import CopiedPart, abort_after_parts
+from copy_workers.multipart import (
+    CopiedPart,
+    abort_upload,
+    complete_upload,
+    create_upload,
+    results_in_order,
+)
 from copy_workers.options import MiB
 from copy_workers.parts import Part, plan_parts
 from copy_workers.requests import RequestLog
@@ -73,9 +79,6 @@ class StreamCopy:
     def _single(self, budget: BufferBudget) -> StreamResult:
         with budget:
             data = self._read(None)
-            params = dict(self.put_params, Body=data)
-            if self.algorithm:
-                params["ChecksumAlgorithm"] = self.algorithm
             put = self.writer.call(
                 self.requests,
                 self.writer.client.put_object,
@@ -83,46 +86,33 @@ class StreamCopy:
                 side="destination",
                 bucket=self.job.dest_bucket,
                 key=self.item.dest_key,
-                **params,
+                **self._new_object_params(),
+                Body=data,
             )
         return StreamResult(put["ETag"], self.algorithm, self._crc(data))
 
     def _multipart(self, parts: list[Part], pool: Executor, budget: BufferBudget) -> StreamResult:
+        params = self._new_object_params()
+        upload_id = create_upload(self.writer, self.job, self.item, params, self.requests)
+        try:
+            futures = [pool.submit(self._part, upload_id, part, budget) for part in parts]
+            results = results_in_order(futures)
+            written = [part for part, _ in results]
+            etag = complete_upload(
+                self.writer, self.job, self.item, upload_id, written, self.algorithm, self.requests
+            )
+        except BaseException:
+            abort_upload(self.writer.client, self.job, self.item, upload_id)
+            raise
+        crc = combine_part_crcs(self.algorithm, [(c or "", p.size) for p, c in results])
+        return StreamResult(etag, self.algorithm, crc)
+
+    def _new_object_params(self) -> dict[str, Any]:
+        """PutObject / CreateMultipartUpload parameters: the properties, and the checksum."""
         params = dict(self.put_params)
         if self.algorithm:
             params["ChecksumAlgorithm"] = self.algorithm
-        upload = self.writer.call(
-            self.requests,
-            self.writer.client.create_multipart_upload,
-            action="s3:PutObject",
-            side="destination",
-            bucket=self.job.dest_bucket,
-            key=self.item.dest_key,
-            **params,
-        )
-        upload_id = upload["UploadId"]
-        futures: list[Future[tuple[CopiedPart, str | None]]] = [
-            pool.submit(self._part, upload_id, part, budget) for part in parts
-        ]
-        try:
-            done, _ = wait(futures, return_when="FIRST_EXCEPTION")
-            for future in done:
-                if (error := future.exception()) is not None:
-                    raise error
-            results = [future.result() for future in futures]
-            complete = self.requests.call(
-                self.writer.client.complete_multipart_upload,
-                Bucket=self.job.dest_bucket,
-                Key=self.item.dest_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": [p.for_complete(self.algorithm) for p, _ in results]},
-            )
-        except BaseException:
-            abort_after_parts(self.writer.client, self.job, self.item, upload_id, futures)
-            raise
-        sums = [(crc or "", part.size) for part, crc in results]
-        crc = combine_part_crcs(self.algorithm, sums) if self.algorithm in _CRC else None
-        return StreamResult(complete["ETag"], self.algorithm, crc)
+        return params
 
     def _part(
         self, upload_id: str, part: Part, budget: BufferBudget

@@ -53,16 +53,17 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
             raise Reject(str(exc), requeue=False) from exc
         final = self.request.retries >= (self.max_retries or 0)
         with logs.bound(message.run_id, message.chunk_id):
+            copier = PROCESS.copier(message.job)
             result = copy_chunk(
                 message,
-                PROCESS.copier(message).copy,
+                copier.copy,
                 PROCESS.store,
                 settings,
                 final_attempt=final,
                 observer=metrics.OBSERVER,
                 limit=PROCESS.limit,
                 lane=PROCESS.lane(message),
-                splitter=PROCESS.splitter(message),
+                splitter=PROCESS.splitter(copier),
             )
     return result.to_wire()
 
