@@ -35,6 +35,7 @@ from copy_workers.crt_http import Endpoint, Response, Transport
 from copy_workers.errors import CopyFailed, ErrorKind, classify
 from copy_workers.properties import single_copy_params
 from copy_workers.retry import KeyRetryPolicy
+from copy_workers.sides import DENIED_CODES
 from copy_workers.throttle import AdaptiveLimit
 from copy_workers.verify import Verdict, compare, full_object_checksums, is_plain_md5
 
@@ -363,7 +364,7 @@ class _LaneRun:
     # --- failures ----------------------------------------------------------------------------
     def _failed(self, key: _Key, failure: BaseException) -> None:
         error = classify(failure)
-        if error.code in ("AccessDenied", "403"):
+        if error.code in DENIED_CODES:
             if self.job.copy_mode == "auto":
                 self.handoff.append(key.index)  # the threaded path streams it instead
                 return
