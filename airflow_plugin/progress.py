@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from copy_control.progress import objects_done
 from copy_workers.contract import RunSummary
 
 DEFAULT_PROGRESS_INTERVAL_S = 30.0
@@ -31,12 +32,11 @@ class ProgressLog:
         if not (due or summary.is_final):
             return
         self._last = now
-        done = summary.objects_copied + summary.objects_skipped + summary.objects_failed
         self._log.info(
             "Run %s %s: %d/%d objects done (%d failed), %d bytes copied",
             summary.run_id,
             summary.status,
-            done,
+            objects_done(summary),
             summary.objects_listed,
             summary.objects_failed,
             summary.bytes_copied,
