@@ -445,7 +445,6 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         try:
             report = dry_run(
                 request,
-                run_id,
                 factory.s3(request.listing_identity(run_id)),
                 factory.s3(request.dest_identity(run_id)),
             )

@@ -106,7 +106,7 @@ def child(mode: str, url: str, redis_url: str, concurrency: int, prefix: str) ->
     baseline = _status_kib("VmRSS")
     started = time.monotonic()
     if mode == "list":
-        report = dry_run(request, "bench", s3, s3)
+        report = dry_run(request, s3, s3)
         keys, chunks, extra = report.objects_listed, report.chunks, report.partitions
     else:
         run_id = f"bench-{uuid.uuid4().hex[:8]}"

@@ -84,13 +84,12 @@ def start_run(
     return DispatchReport(run_id, final, sender.sent, resumed=bool(existing))
 
 
-def dry_run(request: CopyRequest, run_id: str, s3: S3Client, dest_s3: S3Client) -> DryRunReport:
+def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunReport:
     """List, filter and plan like ``start_run``, and count what the copy would do.
 
     Copies, dispatches and records nothing. ``dest_s3`` reads the destination (a listing per
-    chunk, HeadObject where the overwrite policy needs it); ``run_id`` only names sessions.
+    chunk, HeadObject where the overwrite policy needs it).
     """
-    del run_id
     source = open_source(request, s3)
     speed_up_listing(dest_s3)
     dest = DestState(

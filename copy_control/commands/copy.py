@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     s3 = factory.s3(request.listing_identity(run_id))
     if args.dry_run:
         with logs.bound(run_id):
-            report = dry_run(request, run_id, s3, factory.s3(request.dest_identity(run_id)))
+            report = dry_run(request, s3, factory.s3(request.dest_identity(run_id)))
         print_dry_run(report, request, as_json=args.json)
         return EXIT_OK
     store = RunStore(connect(args.redis_url))
