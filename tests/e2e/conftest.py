@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devstack.servers import RedisServer, Worker, worker_process
+from devstack.servers import AWS_TEST_ENV, REPO, RedisServer, Worker, worker_process
 
 
 @pytest.fixture(scope="module")
@@ -35,3 +38,36 @@ def all_keys(s3, bucket: str, prefix: str = "") -> dict[str, int]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
     return found
+
+
+def cli_env(endpoint: str, credentials: Mapping[str, str] = AWS_TEST_ENV) -> dict[str, str]:
+    """The environment of a CLI process: ``credentials`` and S3 at ``endpoint``, nothing else."""
+    return {**credentials, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": endpoint}
+
+
+def s3fanout(*args: str) -> list[str]:
+    """The command line of ``s3fanout *args``."""
+    return [sys.executable, "-m", "copy_control.cli", *args]
+
+
+def run_cli(
+    *args: str, endpoint: str, credentials: Mapping[str, str] = AWS_TEST_ENV
+) -> subprocess.CompletedProcess[str]:
+    """Run ``s3fanout *args`` to the end against S3 at ``endpoint``."""
+    return subprocess.run(
+        s3fanout(*args),
+        capture_output=True,
+        text=True,
+        env=cli_env(endpoint, credentials),
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll ``check`` until it holds; an assertion failing inside it fails the test at once."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

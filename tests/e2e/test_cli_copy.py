@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 
 import pytest
 import redis
 
-from devstack.servers import AWS_TEST_ENV, REPO, RedisServer, Worker
-from tests.e2e.conftest import all_keys, seed
+from devstack.servers import RedisServer, Worker
+from tests.e2e.conftest import all_keys, run_cli, seed
 
 N_OBJECTS = 2000
-
-
-def run_cli(*args: str, endpoint: str) -> subprocess.CompletedProcess[str]:
-    env = {**AWS_TEST_ENV, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": endpoint}
-    return subprocess.run(
-        [sys.executable, "-m", "copy_control.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

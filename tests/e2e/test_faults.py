@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ import redis
 
 from copy_workers.contract import RunKeys
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
-from devstack.servers import AWS_TEST_ENV, REPO, RedisServer, redis_server, worker_process
-from tests.e2e.conftest import seed
+from devstack.servers import REPO, RedisServer, redis_server, worker_process
+from tests.e2e.conftest import cli_env, s3fanout, seed, wait_for
 
 N = 2000
 FAST_RETRIES = {"S3FANOUT_KEY_RETRY_BASE_S": "0.05"}
@@ -69,23 +68,27 @@ def proxy(seaweed: str) -> Iterator[FaultProxy]:
         yield running
 
 
-def cli(redis_url: str, endpoint: str, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "copy_control.cli",
+def start(
+    redis_url: str, endpoint: str, bucket: str, dest: str, *args: str
+) -> subprocess.Popen[str]:
+    """``s3fanout copy`` of ``{bucket}/data/`` to ``{dest}/copy/``, in the background."""
+    command = s3fanout(
         "copy",
+        f"s3://{bucket}/data/",
+        f"s3://{dest}/copy/",
+        "--recursive",
         *args,
         "--redis-url",
         redis_url,
         "--json",
-    ]
-
-
-def start(command: list[str], endpoint: str) -> subprocess.Popen[str]:
-    env = {**AWS_TEST_ENV, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": endpoint}
+    )
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(endpoint),
+        cwd=REPO,
     )
 
 
@@ -99,13 +102,6 @@ def run_hash(redis_url: str, run_id: str) -> dict[str, str]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     found: dict[str, str] = client.hgetall(RunKeys(run_id).run)  # type: ignore[assignment]
     return found
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def copied_so_far(redis_url: str, run_id: str) -> int:
@@ -141,20 +137,7 @@ def test_throttling_5xx_and_resets_lose_nothing(
         ]
     )
     with worker_process(redis_url, proxy.url, tmp_path, extra_env=FAST_RETRIES):
-        code, summary = finish(
-            start(
-                cli(
-                    redis_url,
-                    proxy.url,
-                    f"s3://{bucket}/data/",
-                    f"s3://{dest}/copy/",
-                    "--recursive",
-                    "--chunk-size",
-                    "100",
-                ),
-                proxy.url,
-            )
-        )
+        code, summary = finish(start(redis_url, proxy.url, bucket, dest, "--chunk-size", "100"))
     stats = proxy.stats
     assert code == 0, summary
     assert stats.slow_down > 100 and stats.internal_error > 20 and stats.reset > 10
@@ -178,18 +161,7 @@ def test_a_worker_killed_mid_chunk_is_taken_over(
         ) as survivor,
     ):
         process = start(
-            cli(
-                redis_url,
-                proxy.url,
-                f"s3://{bucket}/data/",
-                f"s3://{dest}/copy/",
-                "--recursive",
-                "--chunk-size",
-                "200",
-                "--run-id",
-                run_id,
-            ),
-            proxy.url,
+            redis_url, proxy.url, bucket, dest, "--chunk-size", "200", "--run-id", run_id
         )
         wait_for(
             lambda: (
@@ -225,18 +197,7 @@ def test_redis_restart_mid_run_loses_nothing(
         env = {**FAST_RETRIES, "S3FANOUT_VISIBILITY_TIMEOUT_S": "20"}
         with worker_process(server.url, proxy.url, tmp_path / "w", extra_env=env):
             process = start(
-                cli(
-                    server.url,
-                    proxy.url,
-                    f"s3://{bucket}/data/",
-                    f"s3://{dest}/copy/",
-                    "--recursive",
-                    "--chunk-size",
-                    "100",
-                    "--run-id",
-                    run_id,
-                ),
-                proxy.url,
+                server.url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
             )
             wait_for(
                 lambda: (
@@ -278,19 +239,9 @@ def test_a_killed_dispatcher_resumes_without_copying_anything_twice(
         [count_copies, FaultRule(Fault.DELAY, delay_s=30, match=_is_later_listing_page)]
     )
     run_id = f"resume-{uuid.uuid4().hex[:6]}"
-    args = cli(
-        redis_url,
-        proxy.url,
-        f"s3://{bucket}/data/",
-        f"s3://{dest}/copy/",
-        "--recursive",
-        "--chunk-size",
-        "100",
-        "--run-id",
-        run_id,
-    )
+    args = (redis_url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id)
     with worker_process(redis_url, proxy.url, tmp_path, extra_env=FAST_RETRIES):
-        first = start(args, proxy.url)
+        first = start(*args)
         wait_for(
             lambda: int(run_hash(redis_url, run_id).get("objects_listed", 0)) >= 1000,
             "the first page to be dispatched",
@@ -299,7 +250,7 @@ def test_a_killed_dispatcher_resumes_without_copying_anything_twice(
         first.wait(10)
         assert run_hash(redis_url, run_id).get("listing_done") == "0"
         proxy.set_rules([count_copies])
-        code, summary = finish(start(args, proxy.url))
+        code, summary = finish(start(*args))
     assert code == 0, summary
     assert_nothing_lost(sw_s3, dest, expected, summary)
     # Every CopyObject the proxy saw is one key's copy, or a retry the summary counted.
@@ -313,20 +264,7 @@ def test_a_source_deleted_after_listing_is_one_failed_key(
     seed(sw_s3, bucket, [f"data/k{i:04d}" for i in range(300)])
     expected = objects(sw_s3, bucket, "data/")
     run_id = f"deleted-{uuid.uuid4().hex[:6]}"
-    process = start(
-        cli(
-            redis_url,
-            seaweed,
-            f"s3://{bucket}/data/",
-            f"s3://{dest}/copy/",
-            "--recursive",
-            "--chunk-size",
-            "50",
-            "--run-id",
-            run_id,
-        ),
-        seaweed,
-    )
+    process = start(redis_url, seaweed, bucket, dest, "--chunk-size", "50", "--run-id", run_id)
     # No worker yet: the whole listing is dispatched, then the object goes, then work starts.
     wait_for(lambda: run_hash(redis_url, run_id).get("listing_done") == "1", "the dispatch")
     sw_s3.delete_object(Bucket=bucket, Key="data/k0123")
@@ -348,33 +286,11 @@ def test_cancel_mid_run_stops_with_exact_counts(
     run_id = f"cancel-{uuid.uuid4().hex[:6]}"
     with worker_process(redis_url, proxy.url, tmp_path, extra_env=FAST_RETRIES):
         process = start(
-            cli(
-                redis_url,
-                proxy.url,
-                f"s3://{bucket}/data/",
-                f"s3://{dest}/copy/",
-                "--recursive",
-                "--chunk-size",
-                "100",
-                "--run-id",
-                run_id,
-            ),
-            proxy.url,
+            redis_url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
         )
         wait_for(lambda: copied_so_far(redis_url, run_id) > 200, "copies to start")
         cancel = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "copy_control.cli",
-                "cancel",
-                run_id,
-                "--redis-url",
-                redis_url,
-                "--json",
-                "--wait",
-                "120",
-            ],
+            s3fanout("cancel", run_id, "--redis-url", redis_url, "--json", "--wait", "120"),
             capture_output=True,
             text=True,
             cwd=REPO,

@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from devstack.servers import RedisServer, worker_process
-from tests.e2e.test_cli_copy import run_cli
+from tests.e2e.conftest import run_cli
 
 MiB = 1024 * 1024
 HEADERS = (

@@ -36,15 +36,8 @@ from copy_control.dispatch import producer_app
 from copy_workers.contract import QUEUE, RunSummary
 from copy_workers.runstate import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, fault_proxy, is_copy_object
-from devstack.servers import (
-    AWS_TEST_ENV,
-    REPO,
-    Worker,
-    free_port,
-    redis_server,
-    worker_process,
-)
-from tests.e2e.conftest import seed
+from devstack.servers import REPO, Worker, free_port, redis_server, worker_process
+from tests.e2e.conftest import cli_env, s3fanout, seed, wait_for
 
 N = 400
 CHUNK = 25
@@ -130,14 +123,6 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
     return {dict(k[1])[label]: v for k, v in samples.items() if k[0] == name and v}
 
 
-def cli_env(endpoint: str) -> dict[str, str]:
-    return {**AWS_TEST_ENV, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": endpoint}
-
-
-def s3fanout(*args: str) -> list[str]:
-    return [sys.executable, "-m", "copy_control.cli", *args]
-
-
 def node_name(redis_url: str) -> str:
     """The Celery node name of the one worker on ``redis_url``."""
     replies = producer_app(redis_url).control.ping(timeout=10, limit=1)
@@ -159,13 +144,6 @@ def celery(redis_url: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def summary_of(redis_url: str, run_id: str) -> RunSummary | None:

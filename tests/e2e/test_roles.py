@@ -7,18 +7,20 @@ workers reach them only through the roles they assume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from devstack.servers import REPO, RedisServer, Worker, worker_process
+from devstack.servers import RedisServer, Worker, worker_process
+from tests.e2e.conftest import run_cli as run_s3fanout
 
 ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
 SOURCE_ROLE = f"arn:aws:iam::{ACCOUNT_A}:role/s3fanout-source-reader"
@@ -63,56 +65,51 @@ class Accounts:
     worker: Worker
 
 
+@contextlib.contextmanager
+def two_accounts(
+    redis_url: str, endpoint: str, workdir: Path, name: str, env: dict[str, str] = BASE_ENV
+) -> Iterator[Accounts]:
+    """A worker ``name`` with base credentials only, on ``redis_url``; an S3 client per role."""
+    with worker_process(
+        redis_url, endpoint, workdir, concurrency=1, extra_env=env, name=name
+    ) as worker:
+        yield Accounts(
+            endpoint,
+            redis_url,
+            role_client(endpoint, SOURCE_ROLE),
+            role_client(endpoint, DEST_ROLE),
+            worker,
+        )
+
+
 @pytest.fixture(scope="module")
 def accounts(
     redis_srv: RedisServer, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Accounts]:
     redis_url = redis_srv.url.rsplit("/", 1)[0] + "/2"  # a queue of its own
     env = {**BASE_ENV, "S3FANOUT_CREDENTIAL_REFRESH_MARGIN_S": "899"}
-    with worker_process(
-        redis_url,
-        s3_endpoint,
-        tmp_path_factory.mktemp("roles-worker"),
-        concurrency=1,
-        extra_env=env,
-        name="roles-worker",
-    ) as worker:
-        yield Accounts(
-            s3_endpoint,
-            redis_url,
-            role_client(s3_endpoint, SOURCE_ROLE),
-            role_client(s3_endpoint, DEST_ROLE),
-            worker,
-        )
+    workdir = tmp_path_factory.mktemp("roles-worker")
+    with two_accounts(redis_url, s3_endpoint, workdir, "roles-worker", env) as found:
+        yield found
 
 
 def run_cli(accounts: Accounts, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**BASE_ENV, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": accounts.endpoint}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "copy_control.cli",
-            "copy",
-            *args,
-            "--redis-url",
-            accounts.redis_url,
-            "--source-role-arn",
-            SOURCE_ROLE,
-            "--dest-role-arn",
-            DEST_ROLE,
-            "--external-id",
-            EXTERNAL_ID,
-            "--session-duration",
-            "900",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-        check=False,
+    return run_s3fanout(
+        "copy",
+        *args,
+        "--redis-url",
+        accounts.redis_url,
+        "--source-role-arn",
+        SOURCE_ROLE,
+        "--dest-role-arn",
+        DEST_ROLE,
+        "--external-id",
+        EXTERNAL_ID,
+        "--session-duration",
+        "900",
+        "--json",
+        endpoint=accounts.endpoint,
+        credentials=BASE_ENV,
     )
 
 

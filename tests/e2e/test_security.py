@@ -19,17 +19,16 @@ from moto.server import ThreadedMotoServer
 
 from copy_workers.broker import celery_settings
 from copy_workers.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
-from devstack.servers import RedisServer, redis_server, worker_process
+from devstack.servers import RedisServer, redis_server
+from tests.e2e.conftest import wait_for
 from tests.e2e.test_roles import (
     BASE_ENV,
-    DEST_ROLE,
-    SOURCE_ROLE,
     Accounts,
     check_copied,
     dest_bucket,
-    role_client,
     run_cli,
     seed,
+    two_accounts,
 )
 
 
@@ -49,21 +48,9 @@ def accounts(
     redis_srv: RedisServer, in_process_moto: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Accounts]:
     redis_url = redis_srv.url.rsplit("/", 1)[0] + "/3"
-    with worker_process(
-        redis_url,
-        in_process_moto,
-        tmp_path_factory.mktemp("sec-worker"),
-        concurrency=1,
-        extra_env=BASE_ENV,
-        name="sec-worker",
-    ) as worker:
-        yield Accounts(
-            in_process_moto,
-            redis_url,
-            role_client(in_process_moto, SOURCE_ROLE),
-            role_client(in_process_moto, DEST_ROLE),
-            worker,
-        )
+    workdir = tmp_path_factory.mktemp("sec-worker")
+    with two_accounts(redis_url, in_process_moto, workdir, "sec-worker") as found:
+        yield found
 
 
 class RedisMonitor:
@@ -150,10 +137,11 @@ def test_a_pickled_message_is_refused(accounts: Accounts) -> None:
     producer.send_task(
         TASK_NAME, kwargs={"chunk": message.to_wire()}, queue=QUEUE, serializer="pickle"
     )
-    deadline = time.monotonic() + 30
-    while "untrusted content" not in accounts.worker.log_text():
-        assert time.monotonic() < deadline, "the worker never reported the refused message"
-        time.sleep(0.2)
+    wait_for(
+        lambda: "untrusted content" in accounts.worker.log_text(),
+        "the worker to report the refused message",
+        timeout=30,
+    )
     log_lines = [
         json.loads(line) for line in accounts.worker.log_text().splitlines() if line.startswith("{")
     ]
@@ -177,21 +165,8 @@ def test_copy_over_tls_with_an_acl_user(
     tls_redis: RedisServer, in_process_moto: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     assert tls_redis.url.startswith("rediss://copier:")
-    with worker_process(
-        tls_redis.url,
-        in_process_moto,
-        tmp_path_factory.mktemp("tls-worker"),
-        concurrency=1,
-        extra_env=BASE_ENV,
-        name="tls-worker",
-    ) as worker:
-        accounts = Accounts(
-            in_process_moto,
-            tls_redis.url,
-            role_client(in_process_moto, SOURCE_ROLE),
-            role_client(in_process_moto, DEST_ROLE),
-            worker,
-        )
+    workdir = tmp_path_factory.mktemp("tls-worker")
+    with two_accounts(tls_redis.url, in_process_moto, workdir, "tls-worker") as accounts:
         source, objects = seed(accounts, 12)
         dest = dest_bucket(accounts)
         done = run_cli(
@@ -205,7 +180,7 @@ def test_copy_over_tls_with_an_acl_user(
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["objects_copied"] == len(objects)
         check_copied(accounts, dest, objects, tags=False)
-        for text in (worker.log_text(), done.stdout, done.stderr):
+        for text in (accounts.worker.log_text(), done.stdout, done.stderr):
             assert REDIS_PASSWORD not in text
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -28,23 +27,14 @@ from copy_control.request import CopyRequest
 from copy_control.runner import start_run, wait_for_run
 from copy_control.sources import PrefixSource
 from copy_workers.runstate import RunStore, connect
-from devstack.servers import AWS_TEST_ENV, REPO, RedisServer, Worker
-from tests.e2e.conftest import all_keys, seed
+from devstack.servers import RedisServer, Worker
+from tests.e2e.conftest import all_keys, run_cli, seed
 
 SIZES = (0, 10, 1000, 5000, 20000)
 
 
 def cli(*args: str, endpoint: str, redis_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**AWS_TEST_ENV, "PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": endpoint}
-    return subprocess.run(
-        [sys.executable, "-m", "copy_control.cli", "copy", *args, "--redis-url", redis_url],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
+    return run_cli("copy", *args, "--redis-url", redis_url, endpoint=endpoint)
 
 
 def body(key: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ import pytest
 
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy
 from devstack.servers import RedisServer, Worker, worker_process
-from tests.e2e.test_cli_copy import run_cli
+from tests.e2e.conftest import run_cli, wait_for
 
 MiB = 1024 * 1024
 SIZE = 61 * MiB + 12345  # 13 parts of 5 MiB, batches of 2: 7 tasks
@@ -121,10 +120,8 @@ def test_a_source_replaced_during_a_split_fails_the_key_and_leaves_no_upload(
     copies = ThreadPoolExecutor(1).submit(
         _copy, redis_url, seaweed, source, dest, "--max-failures", "1"
     )
-    deadline = time.monotonic() + 60
-    while proxy.stats.delay < 2:  # the split has started: parts are being copied
-        assert time.monotonic() < deadline, "no part was copied"
-        time.sleep(0.05)
+    # The split has started: parts are being copied.
+    wait_for(lambda: proxy.stats.delay >= 2, "a part to be copied", timeout=60)
     sw_s3.put_object(Bucket=source, Key="big/object.bin", Body=b"b" * SIZE)
     summary = copies.result(timeout=120)
     proxy.set_rules([])
