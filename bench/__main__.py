@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "scaleout" in config.variants and "s3fanout" not in config.tools:
         config = replace(config, variants=tuple(v for v in config.variants if v != "scaleout"))
     install.ensure_bench_venv()
+    install.compile_project()
     if "rclone" in config.tools:
         install.ensure_rclone()
     out_dir = config.results_dir / time.strftime("%Y%m%d-%H%M%S")

@@ -507,6 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, value in AWS_TEST_ENV.items():  # this process's clients and bench.listing.seed
         os.environ[name] = value
     install.ensure_bench_venv()
+    install.compile_project()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.results_dir / f"first-copy-{stamp}"
     work = Path(tempfile.mkdtemp(prefix="bench-first-copy-"))

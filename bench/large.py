@@ -671,6 +671,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_args(argv)
     if "awscli" in settings.rows:
         install.ensure_bench_venv()
+    install.compile_project()
     out = settings.results_dir / time.strftime("large-%Y%m%d-%H%M%S")
     workdir = out / "work"
     existing = next(p for p in (settings.results_dir, *settings.results_dir.parents) if p.exists())

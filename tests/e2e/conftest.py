@@ -46,8 +46,8 @@ def cli_env(endpoint: str, credentials: Mapping[str, str] = AWS_TEST_ENV) -> dic
 
 
 def s3fanout(*args: str) -> list[str]:
-    """The command line of ``s3fanout *args``."""
-    return [sys.executable, "-m", "copy_control.cli", *args]
+    """The command line of ``s3fanout *args``, through the installed command's entry point."""
+    return [sys.executable, "-m", "copy_control.console", *args]
 
 
 def run_cli(
