@@ -152,6 +152,11 @@ class ChunkMessage:
     job: CopyJob
     items: tuple[CopyItem, ...]
 
+    @property
+    def label(self) -> str:
+        """What Celery's logs and events show for the task, instead of a repr of every key."""
+        return f"run {self.run_id} chunk {self.chunk_id}: {len(self.items)} keys"
+
     def to_wire(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
@@ -195,6 +200,14 @@ class PartsMessage:
     batch: int
     first_part: int
     last_part: int
+
+    @property
+    def label(self) -> str:
+        """What Celery's logs and events show for the task."""
+        return (
+            f"run {self.run_id} chunk {self.chunk_id} key {self.index}: "
+            f"parts {self.first_part}-{self.last_part}"
+        )
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def _send_parts(message: PartsMessage) -> None:
-    app.send_task(PARTS_TASK_NAME, kwargs={"parts": message.to_wire()}, queue=QUEUE)
+    app.send_task(
+        PARTS_TASK_NAME,
+        kwargs={"parts": message.to_wire()},
+        queue=QUEUE,
+        argsrepr="()",
+        kwargsrepr=message.label,
+    )
 
 
 PROCESS = WorkerProcess(settings, _send_parts)

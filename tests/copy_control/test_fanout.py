@@ -139,12 +139,16 @@ class FakeApp:
 
     def __init__(self, die_after: int | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.reprs: list[str] = []
         self.die_after = die_after
 
-    def send_task(self, name: str, kwargs: dict[str, Any], queue: str) -> None:
+    def send_task(
+        self, name: str, kwargs: dict[str, Any], queue: str, argsrepr: str, kwargsrepr: str
+    ) -> None:
         if self.die_after is not None and len(self.sent) >= self.die_after:
             raise ConnectionError("the dispatcher died")
         self.sent.append(kwargs["chunk"])
+        self.reprs.append(kwargsrepr)
 
 
 def _dispatch(store: RunStore, run_id: str, keys: list[str], app: FakeApp) -> None:
@@ -176,6 +180,9 @@ def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) ->
     assert Counter(k for items in by_id.values() for k in items) == Counter(keys)
     assert int(store.run_hash(run_id)["objects_listed"]) == len(keys)
     assert all(part.done for part in ListingLog(store, run_id).load())
+    # Celery's logs name the chunk instead of a repr of its keys.
+    message, label = second.sent[0], second.reprs[0]
+    assert label == f"run {run_id} chunk {message['chunk_id']}: {len(message['items'])} keys"
 
 
 def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
