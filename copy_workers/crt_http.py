@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from awscrt.auth import (
-    AwsCredentials,
     AwsCredentialsProvider,
     AwsSignedBodyHeaderType,
     AwsSignedBodyValue,
@@ -102,6 +101,7 @@ class S3Http:
         connect_timeout_ms: int = 10_000,
     ) -> None:
         self.endpoint = endpoint
+        self._region = region
         self._max = max_connections
         self._lock = threading.Lock()
         self._idle: list[HttpClientConnection] = []
@@ -111,20 +111,30 @@ class S3Http:
         self._socket = SocketOptions()
         self._socket.connect_timeout_ms = connect_timeout_ms
         self._tls = self._tls_options(endpoint)
+        self._credentials = credentials
+        self._signing: tuple[tuple[str, str, str | None], AwsSigningConfig] | None = None
 
-        def provide() -> AwsCredentials:
-            access, secret, token = credentials()
-            return AwsCredentials(access, secret, token)
+    def _signing_config(self) -> AwsSigningConfig:
+        """A config with static credentials, rebuilt only when botocore renews them.
 
-        self._signing = AwsSigningConfig(
-            credentials_provider=AwsCredentialsProvider.new_delegate(provide),
-            region=region,
+        A delegate provider would call back into Python for every request it signs.
+        """
+        current = self._credentials()
+        signing = self._signing
+        if signing is not None and signing[0] == current:
+            return signing[1]
+        access, secret, token = current
+        config = AwsSigningConfig(
+            credentials_provider=AwsCredentialsProvider.new_static(access, secret, token),
+            region=self._region,
             service="s3",
             use_double_uri_encode=False,
             should_normalize_uri_path=False,
             signed_body_value=AwsSignedBodyValue.EMPTY_SHA256,
             signed_body_header_type=AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
         )
+        self._signing = (current, config)
+        return config
 
     @staticmethod
     def _tls_options(endpoint: Endpoint) -> TlsConnectionOptions | None:
@@ -184,7 +194,7 @@ class S3Http:
                 return
             stream.completion_future.add_done_callback(finished)
 
-        aws_sign_request(request, self._signing).add_done_callback(signed)
+        aws_sign_request(request, self._signing_config()).add_done_callback(signed)
 
     def _acquire(
         self, use: Callable[[HttpClientConnection | None, BaseException | None], None]
