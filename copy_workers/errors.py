@@ -8,10 +8,11 @@ when it learns a new code) and add the S3 codes it leaves to the caller.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeGuard
 
-from awscrt.exceptions import AwsCrtError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -23,6 +24,9 @@ from botocore.exceptions import (
 from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
 
 from copy_workers.logs import redact
+
+if TYPE_CHECKING:
+    from awscrt.exceptions import AwsCrtError
 
 
 class ErrorKind(StrEnum):
@@ -92,7 +96,7 @@ def classify(exc: BaseException) -> ClassifiedError:  # noqa: PLR0911 - one bran
         return ClassifiedError(ErrorKind.PERMANENT, exc.code, _message(exc))
     if isinstance(exc, ClientError):
         return _classify_client_error(exc)
-    if isinstance(exc, AwsCrtError):
+    if _is_crt_error(exc):
         return _classify_crt_error(exc)
     if isinstance(exc, ConnectionError | HTTPClientError):
         return ClassifiedError(ErrorKind.TRANSIENT, type(exc).__name__, _message(exc))
@@ -119,6 +123,14 @@ def _classify_client_error(exc: ClientError) -> ClassifiedError:
     if code in HINTS:
         message = f"{message} ({HINTS[code]})"
     return ClassifiedError(kind, code, message, status)
+
+
+def _is_crt_error(exc: BaseException) -> TypeGuard[AwsCrtError]:
+    # Not imported here: loading the CRT's native library costs ~0.1 s of CPU, which the
+    # control plane (which never sends a request over the CRT) should not pay. No CRT error
+    # can exist before something has imported it.
+    crt = sys.modules.get("awscrt.exceptions")
+    return crt is not None and isinstance(exc, crt.AwsCrtError)
 
 
 def _classify_crt_error(exc: AwsCrtError) -> ClassifiedError:

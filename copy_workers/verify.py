@@ -18,16 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from awscrt import checksums
-
 CRC_ALGORITHMS = ("CRC64NVME", "CRC32C", "CRC32")
 ALL_ALGORITHMS = (*CRC_ALGORITHMS, "SHA256", "SHA1")
 _PLAIN_MD5 = re.compile(r'^"?[0-9a-fA-F]{32}"?$')
-_COMBINE = {
-    "CRC32": (checksums.combine_crc32, 4),
-    "CRC32C": (checksums.combine_crc32c, 4),
-    "CRC64NVME": (checksums.combine_crc64nvme, 8),
-}
+_CRC_WIDTH = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
 
 
 @dataclass(frozen=True)
@@ -60,9 +54,13 @@ def full_object_checksums(response: Mapping[str, Any]) -> dict[str, str]:
 
 def combine_part_crcs(algorithm: str | None, parts: Sequence[tuple[str, int]]) -> str | None:
     """The full-object CRC of parts given as (base64 CRC, length) pairs, or None if unknown."""
-    if algorithm not in _COMBINE or not parts or not all(crc for crc, _ in parts):
+    if algorithm not in _CRC_WIDTH or not parts or not all(crc for crc, _ in parts):
         return None
-    combine, _ = _COMBINE[algorithm]
+    # Imported here: the CRT's native library costs ~0.1 s of CPU to load, which the control
+    # plane (it compares, never combines) should not pay.
+    from awscrt import checksums  # noqa: PLC0415
+
+    combine = getattr(checksums, f"combine_{algorithm.lower()}")
     total: int | None = None
     for encoded, length in parts:
         value = int.from_bytes(base64.b64decode(encoded), "big")
@@ -73,8 +71,7 @@ def combine_part_crcs(algorithm: str | None, parts: Sequence[tuple[str, int]]) -
 
 def encode_crc(algorithm: str, value: int) -> str:
     """A CRC as S3 writes it: big-endian bytes, base64."""
-    _, width = _COMBINE[algorithm]
-    return base64.b64encode(value.to_bytes(width, "big")).decode()
+    return base64.b64encode(value.to_bytes(_CRC_WIDTH[algorithm], "big")).decode()
 
 
 def compare(
