@@ -112,20 +112,24 @@ class S3Http:
         self._socket.connect_timeout_ms = connect_timeout_ms
         self._tls = self._tls_options(endpoint)
         self._credentials = credentials
-        self._signing: tuple[tuple[str, str, str | None], AwsSigningConfig] | None = None
+        self._provider: tuple[tuple[str, str, str | None], AwsCredentialsProvider] | None = None
 
-    def _signing_config(self) -> AwsSigningConfig:
-        """A config with static credentials, rebuilt only when botocore renews them.
+    def signing_config(self) -> AwsSigningConfig:
+        """The config to sign one request with: dated now, with the current credentials.
 
-        A delegate provider would call back into Python for every request it signs.
+        The CRT dates a config when it is made, and S3 refuses a request signed more than 15
+        minutes before it arrives (RequestTimeTooSkewed), so every request gets a new one
+        (~7 us). The static credentials provider is kept until botocore renews the
+        credentials: a delegate provider would call back into Python for every signature.
         """
         current = self._credentials()
-        signing = self._signing
-        if signing is not None and signing[0] == current:
-            return signing[1]
-        access, secret, token = current
-        config = AwsSigningConfig(
-            credentials_provider=AwsCredentialsProvider.new_static(access, secret, token),
+        provider = self._provider
+        if provider is None or provider[0] != current:
+            access, secret, token = current
+            provider = (current, AwsCredentialsProvider.new_static(access, secret, token))
+            self._provider = provider
+        return AwsSigningConfig(
+            credentials_provider=provider[1],
             region=self._region,
             service="s3",
             use_double_uri_encode=False,
@@ -133,8 +137,6 @@ class S3Http:
             signed_body_value=AwsSignedBodyValue.EMPTY_SHA256,
             signed_body_header_type=AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
         )
-        self._signing = (current, config)
-        return config
 
     @staticmethod
     def _tls_options(endpoint: Endpoint) -> TlsConnectionOptions | None:
@@ -194,7 +196,7 @@ class S3Http:
                 return
             stream.completion_future.add_done_callback(finished)
 
-        aws_sign_request(request, self._signing_config()).add_done_callback(signed)
+        aws_sign_request(request, self.signing_config()).add_done_callback(signed)
 
     def _acquire(
         self, use: Callable[[HttpClientConnection | None, BaseException | None], None]
