@@ -21,6 +21,7 @@ Tests and library callers use :func:`copy_control.cli.main`, which changes none 
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -42,8 +43,9 @@ def main() -> NoReturn:
     except SystemExit as exc:  # argparse's --help and usage errors
         code = _exit_code(exc)
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # a reader that went away (`| head`) reads no more
+            stream.flush()
     os._exit(code)
 
 
