@@ -107,3 +107,50 @@ def test_bad_input_exits_2_before_anything_is_dispatched(
     assert "Traceback" not in done.stderr
     assert client.keys(f"*{run_id}*") == []
     assert client.llen("s3copy") == queued
+
+
+def test_report_lists_every_failed_key_on_stdout_and_in_s3(
+    sw_s3, sw_worker: Worker, redis_srv: RedisServer, seaweed: str
+) -> None:
+    for bucket in ("report-src", "report-dst"):
+        sw_s3.create_bucket(Bucket=bucket)
+    for key in ("in/0", "in/1"):
+        sw_s3.put_object(Bucket="report-src", Key=key, Body=b"here")
+    rows = ["in/0", "missing/a", "in/1", "missing/b"]
+    manifest = "".join(f"report-src,{key}\n" for key in rows)
+    sw_s3.put_object(Bucket="report-src", Key="lists/manifest.csv", Body=manifest.encode())
+    run_id = f"report-{uuid.uuid4().hex[:8]}"
+    done = run_cli(
+        "copy",
+        "s3://report-src/",
+        "s3://report-dst/",
+        "--manifest",
+        "s3://report-src/lists/manifest.csv",
+        "--max-failures",
+        "2",
+        "--redis-url",
+        redis_srv.url,
+        "--run-id",
+        run_id,
+        "--json",
+        endpoint=seaweed,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["objects_copied"], summary["objects_failed"]) == (2, 2)
+
+    printed = run_cli("report", run_id, "--redis-url", redis_srv.url, endpoint=seaweed)
+    assert printed.returncode == 0, printed.stderr
+    failures = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert sorted(f["key"] for f in failures) == ["missing/a", "missing/b"]
+    assert all(f["error_code"] and f["message"] for f in failures)
+
+    # The same lines uploaded: through the command that loads no CRT (see console.py).
+    target = "s3://report-dst/reports/failures.ndjson"
+    uploaded = run_cli(
+        "report", run_id, "--redis-url", redis_srv.url, "--output", target, endpoint=seaweed
+    )
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "wrote 2 failure records" in uploaded.stderr
+    body = sw_s3.get_object(Bucket="report-dst", Key="reports/failures.ndjson")["Body"].read()
+    assert body.decode() == printed.stdout
