@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import Reject
@@ -23,6 +24,8 @@ from copy_workers.process import WorkerProcess
 from copy_workers.split import BatchIncomplete
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M")
 
 
 def _send_parts(message: PartsMessage) -> None:
@@ -52,12 +55,8 @@ TASK_RETRIES: dict[str, Any] = {
 def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Copy one chunk of a run. Safe to run twice: already recorded keys are skipped."""
     with metrics.chunk_running():
-        try:
-            message = ChunkMessage.from_wire(chunk)
-        except ContractError as exc:
-            log.error("rejected malformed chunk message", extra={"reason": str(exc)})
-            raise Reject(str(exc), requeue=False) from exc
-        final = self.request.retries >= (self.max_retries or 0)
+        message = _decoded(ChunkMessage.from_wire, chunk, "chunk")
+        final = _final_attempt(self)
         with logs.bound(message.run_id, message.chunk_id):
             copier = PROCESS.copier(message.job)
             result = copy_chunk(
@@ -77,12 +76,22 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
 @app.task(bind=True, name=PARTS_TASK_NAME, autoretry_for=(BatchIncomplete,), **TASK_RETRIES)
 def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
     """Copy a batch of parts of a split object; the last batch completes and records it."""
-    try:
-        message = PartsMessage.from_wire(parts)
-    except ContractError as exc:
-        log.error("rejected malformed parts message", extra={"reason": str(exc)})
-        raise Reject(str(exc), requeue=False) from exc
-    final = self.request.retries >= (self.max_retries or 0)
+    message = _decoded(PartsMessage.from_wire, parts, "parts")
+    final = _final_attempt(self)
     with logs.bound(message.run_id, message.chunk_id):
         copier = PROCESS.batch_copier(message, lambda done: metrics.OBSERVER.recorded(done.added))
         return copier.run(message, final_attempt=final)
+
+
+def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: dict[str, Any], kind: str) -> M:
+    """The task's message; a malformed one is rejected, not retried: it never gets better."""
+    try:
+        return from_wire(raw)
+    except ContractError as exc:
+        log.error(f"rejected malformed {kind} message", extra={"reason": str(exc)})
+        raise Reject(str(exc), requeue=False) from exc
+
+
+def _final_attempt(task: Task[Any, Any]) -> bool:
+    """Whether this delivery is Celery's last retry: transient failures are then final."""
+    return task.request.retries >= (task.max_retries or 0)
