@@ -50,6 +50,18 @@ def s3fanout(*args: str) -> list[str]:
     return [sys.executable, "-m", "copy_control.console", *args]
 
 
+def start_cli(*args: str, endpoint: str) -> subprocess.Popen[str]:
+    """Start ``s3fanout *args`` against S3 at ``endpoint`` in the background (output piped)."""
+    return subprocess.Popen(
+        s3fanout(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(endpoint),
+        cwd=REPO,
+    )
+
+
 def run_cli(
     *args: str, endpoint: str, credentials: Mapping[str, str] = AWS_TEST_ENV
 ) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ import redis
 from copy_workers.contract import RunKeys
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process
-from tests.e2e.conftest import cli_env, s3fanout, seed, wait_for
+from tests.e2e.conftest import s3fanout, seed, start_cli, wait_for
 
 N = 2000
 FAST_RETRIES = {"S3FANOUT_KEY_RETRY_BASE_S": "0.05"}
@@ -72,7 +72,7 @@ def start(
     redis_url: str, endpoint: str, bucket: str, dest: str, *args: str
 ) -> subprocess.Popen[str]:
     """``s3fanout copy`` of ``{bucket}/data/`` to ``{dest}/copy/``, in the background."""
-    command = s3fanout(
+    return start_cli(
         "copy",
         f"s3://{bucket}/data/",
         f"s3://{dest}/copy/",
@@ -81,14 +81,7 @@ def start(
         "--redis-url",
         redis_url,
         "--json",
-    )
-    return subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(endpoint),
-        cwd=REPO,
+        endpoint=endpoint,
     )
 
 

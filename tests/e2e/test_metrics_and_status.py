@@ -37,7 +37,7 @@ from copy_workers.contract import QUEUE, RunSummary
 from copy_workers.runstate import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, fault_proxy, is_copy_object
 from devstack.servers import REPO, Worker, free_port, redis_server, worker_process
-from tests.e2e.conftest import cli_env, s3fanout, seed, wait_for
+from tests.e2e.conftest import cli_env, s3fanout, seed, start_cli, wait_for
 
 N = 400
 CHUNK = 25
@@ -170,25 +170,19 @@ def dispatch(
     redis_url: str, seaweed: str, source: str, dest: str, run_id: str, *extra: str
 ) -> subprocess.Popen[str]:
     """``s3fanout copy`` in the background; returns once its run is listed and dispatched."""
-    process = subprocess.Popen(
-        s3fanout(
-            "copy",
-            f"s3://{source}/data/",
-            f"s3://{dest}/copy/",
-            "--recursive",
-            "--redis-url",
-            redis_url,
-            "--chunk-size",
-            str(CHUNK),
-            "--run-id",
-            run_id,
-            *extra,
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(seaweed),
-        cwd=REPO,
+    process = start_cli(
+        "copy",
+        f"s3://{source}/data/",
+        f"s3://{dest}/copy/",
+        "--recursive",
+        "--redis-url",
+        redis_url,
+        "--chunk-size",
+        str(CHUNK),
+        "--run-id",
+        run_id,
+        *extra,
+        endpoint=seaweed,
     )
 
     def dispatched() -> bool:
