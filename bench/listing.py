@@ -21,7 +21,6 @@ tens of milliseconds; loopback in about one). Results go to ``bench/results/list
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import os
 import platform
@@ -34,13 +33,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import boto3
 
 from bench.config import BENCH_VENV, REPO, RESULTS_ROOT
+from devstack.listing_stub import ListingStub
 from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
 
 BUCKET = "bench-listing"
@@ -131,40 +130,6 @@ def child(mode: str, url: str, redis_url: str, concurrency: int, prefix: str) ->
     }
 
 
-class SimulatedS3:
-    """ListObjectsV2 answered in-process after a fixed delay: S3's latency without its CPU.
-
-    On this 2-core machine SeaweedFS, the latency proxy and the client share the CPUs, so the
-    server's work caps what parallel listing can show; this measures the control plane alone.
-    """
-
-    def __init__(self, keys: list[str], delay_s: float) -> None:
-        self.keys, self.delay_s, self.requests = sorted(keys), delay_s, 0
-        self.when = datetime.now(UTC)
-
-    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
-        self.requests += 1
-        time.sleep(self.delay_s)
-        size, prefix = kwargs["MaxKeys"], kwargs["Prefix"]
-        if "ContinuationToken" in kwargs:
-            i = int(kwargs["ContinuationToken"])
-        else:
-            i = bisect.bisect_right(self.keys, kwargs.get("StartAfter") or "")
-        page = [k for k in self.keys[i : i + size] if k.startswith(prefix)]
-        more = len(page) == size and i + size < len(self.keys)
-        contents = [
-            {
-                "Key": k,
-                "Size": 16,
-                "ETag": '"e"',
-                "StorageClass": "STANDARD",
-                "LastModified": self.when,
-            }
-            for k in page
-        ]
-        return {"Contents": contents, "IsTruncated": more, "NextContinuationToken": str(i + size)}
-
-
 def simulated(count: int, delay_ms: float, concurrency: int) -> dict[str, Any]:
     """List ``count`` simulated keys through the real fan-out and planning (a dry run's path)."""
     from copy_control.dryrun import DestState, DryRunSink  # noqa: PLC0415
@@ -173,7 +138,7 @@ def simulated(count: int, delay_ms: float, concurrency: int) -> dict[str, Any]:
     from copy_control.planning import Plan  # noqa: PLC0415
     from copy_control.sources import PrefixSource  # noqa: PLC0415
 
-    fake = SimulatedS3(object_keys(count), delay_ms / 1000)
+    fake = ListingStub(object_keys(count), delay_ms / 1000)
     client = cast(Any, fake)
     sink = DryRunSink(DestState(client, BUCKET, "always", client, BUCKET))
     source = PrefixSource(client, BUCKET, PREFIX)

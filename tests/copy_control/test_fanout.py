@@ -5,9 +5,7 @@ the run state is a real redis-server."""
 
 from __future__ import annotations
 
-import bisect
 import random
-import time
 import uuid
 from collections import Counter
 from typing import Any, cast
@@ -20,32 +18,8 @@ from copy_control.planning import PartitionEnd, Plan, PlannedChunk
 from copy_control.sources import ListingOrderError, Part, PrefixSource
 from copy_workers.contract import CopyJob
 from copy_workers.runstate import RunStore, connect
+from devstack.listing_stub import ListingStub
 from devstack.servers import RedisServer
-
-
-class FakeLister:
-    """ListObjectsV2 over a sorted list of keys (the token is an index), a little slow."""
-
-    def __init__(self, keys: list[str], delay_s: float = 0.002) -> None:
-        self.keys = sorted(keys)
-        self.delay_s = delay_s
-        self.requests = 0
-
-    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
-        self.requests += 1
-        time.sleep(self.delay_s)
-        prefix, size = kwargs["Prefix"], kwargs["MaxKeys"]
-        if "ContinuationToken" in kwargs:
-            i = int(kwargs["ContinuationToken"])
-        else:
-            i = bisect.bisect_right(self.keys, kwargs.get("StartAfter") or prefix[:-1])
-        page = [k for k in self.keys[i : i + size] if k.startswith(prefix)]
-        truncated = len(page) == size and i + size < len(self.keys)
-        return {
-            "Contents": [{"Key": k, "Size": len(k), "ETag": '"e"'} for k in page],
-            "IsTruncated": truncated,
-            "NextContinuationToken": str(i + size),
-        }
 
 
 class Collect:
@@ -84,7 +58,7 @@ def _plan(chunk_size: int = 50) -> Plan:
 
 
 def _run(keys: list[str], concurrency: int, sink: Collect, parts=None, log=None) -> Fanout:
-    source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+    source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
     fanout = Fanout(source, _plan(), sink, log or MemoryLog(), concurrency)
     fanout.run(parts or source.initial())
     return fanout
@@ -118,7 +92,7 @@ def test_chunks_of_one_partition_arrive_in_order() -> None:
 
 
 def test_a_listing_error_reaches_the_caller() -> None:
-    class Broken(FakeLister):
+    class Broken(ListingStub):
         def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
             if self.requests > 3:
                 raise RuntimeError("listing broke")
@@ -158,7 +132,7 @@ def _dispatch(store: RunStore, run_id: str, keys: list[str], app: FakeApp) -> No
         parts = [Part("p0", {"after": None, "end": None})]
         log.save_parts(parts)
     sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), log)
-    source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+    source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
     Fanout(source, _plan(), sender, log, 8).run(parts)
 
 
@@ -197,7 +171,7 @@ def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
     def go(app: FakeApp) -> None:
         part_log = ListingLog(store, run_id)
         sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), part_log)
-        source = PrefixSource(cast(Any, FakeLister(keys)), "b", "data/", page_size=40)
+        source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
         Fanout(source, plan, sender, part_log, 4).run(part_log.load())
 
     with pytest.raises(ConnectionError):
@@ -209,7 +183,7 @@ def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
 
 
 def test_an_endpoint_listing_out_of_order_stops_key_ranges() -> None:
-    class Unordered(FakeLister):
+    class Unordered(ListingStub):
         def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
             page = super().list_objects_v2(**kwargs)
             page["Contents"].reverse()
