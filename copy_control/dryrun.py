@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from copy_control.planning import PartitionEnd, PlannedChunk
 from copy_workers.contract import CopyItem
 from copy_workers.overwrite import skip_existing, skip_from_listing
+from copy_workers.sides import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -193,6 +194,6 @@ def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
     try:
         return dict(client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"))
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in MISSING_CODES:
             return None
         raise

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from copy_control.request import InvalidRequest
+from copy_workers.sides import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -90,8 +91,8 @@ def resolve(client: S3Client, bucket: str, key: str) -> ListedObject:
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403"):
+        code = error_code(exc)
+        if code in MISSING_CODES or code in ("AccessDenied", "403"):
             return ListedObject(key, 0, None, missing=True)
         raise
     return _from_head(key, head)
@@ -109,12 +110,12 @@ def _from_head(key: str, head: Mapping[str, Any]) -> ListedObject:
 
 def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
     """Turn the errors a user can fix into InvalidRequest; keep the rest as they are."""
-    code = str(exc.response.get("Error", {}).get("Code", ""))
+    code = error_code(exc)
     if exc.operation_name == "AssumeRole":
         return InvalidRequest(f"could not assume the source role to list the source: {exc}")
     if code in ("NoSuchBucket",):
         return InvalidRequest(f"source bucket {bucket!r} does not exist (or is in another region)")
-    if code in ("NoSuchKey", "404", "NotFound"):
+    if code in MISSING_CODES:
         return InvalidRequest(
             f"source object s3://{bucket}/{key} does not exist (check the bucket and the key); "
             "to copy every object under a prefix, use source_prefix (or --recursive)"

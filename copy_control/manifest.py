@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from copy_control.listing import ListedObject
 from copy_control.request import InvalidRequest
 from copy_control.s3file import seekable_object, text_lines
+from copy_workers.sides import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -249,8 +250,8 @@ def _time(value: Any) -> datetime | None:
 
 
 def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+    code = error_code(exc)
+    if code in (*MISSING_CODES, "NoSuchBucket"):
         return ManifestError(f"manifest s3://{bucket}/{key} does not exist")
     if code in ("AccessDenied", "403"):
         return ManifestError(

@@ -23,7 +23,7 @@ from copy_workers.multipart import copy_multipart
 from copy_workers.overwrite import is_kms, skip_existing
 from copy_workers.properties import explicit_params, single_copy_params, tag_dict
 from copy_workers.requests import RequestLog
-from copy_workers.sides import CopyClients, Side, error_code
+from copy_workers.sides import MISSING_CODES, CopyClients, Side, error_code
 from copy_workers.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
 from copy_workers.verify import (
     CRC_ALGORITHMS,
@@ -261,7 +261,7 @@ class ObjectCopier:
             )
         except ClientError as exc:
             code = error_code(exc)
-            if missing_ok and code in ("404", "NoSuchKey", "NotFound"):
+            if missing_ok and code in MISSING_CODES:
                 return None
             if source and code in ("412", "PreconditionFailed"):
                 raise CopyFailed("PreconditionFailed", _CHANGED) from exc

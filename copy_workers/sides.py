@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId")
+# No such object: GetObject says NoSuchKey, HeadObject (no body) just 404 / NotFound.
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 @dataclass(frozen=True)
