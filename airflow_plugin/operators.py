@@ -28,12 +28,18 @@ from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_control.dispatch import producer_app
-from copy_control.request import CopyRequest, InvalidRequest, build_options
+from copy_control.request import (
+    DEFAULT_LISTING_CONCURRENCY,
+    CopyRequest,
+    InvalidRequest,
+    build_options,
+)
 from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size
 from copy_workers.aws import ClientFactory
 from copy_workers.contract import RunStatus, RunSummary
+from copy_workers.options import DEFAULT_PARTS_PER_TASK, DEFAULT_SPLIT_THRESHOLD
 from copy_workers.runstate import RunStore, connect
 from copy_workers.settings import DEFAULT_REDIS_URL
 
@@ -166,8 +172,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         sse_kms_key_id: str | None = None,
         checksum_algorithm: str = "auto",
         verify: bool = True,
-        split_threshold: int | str = "4GiB",
-        parts_per_task: int = 8,
+        split_threshold: int | str = DEFAULT_SPLIT_THRESHOLD,
+        parts_per_task: int = DEFAULT_PARTS_PER_TASK,
         manifest: str | None = None,
         include: list[str] | str | None = None,
         exclude: list[str] | str | None = None,
@@ -176,7 +182,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         modified_after: str | datetime | None = None,
         modified_before: str | datetime | None = None,
         dry_run: bool = False,
-        listing_concurrency: int = 8,
+        listing_concurrency: int = DEFAULT_LISTING_CONCURRENCY,
         source_role_arn: str | None = None,
         dest_role_arn: str | None = None,
         external_id: str | None = None,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 MAX_CHUNK_SIZE = 10_000
 MAX_KEY_BYTES = 1024
 MAX_LISTING_CONCURRENCY = 64
+DEFAULT_LISTING_CONCURRENCY = 8
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -100,7 +101,7 @@ class CopyRequest:
     copy_mode: str = "server_side"
     manifest: str | None = None
     selection: Selection | None = None
-    listing_concurrency: int = 8
+    listing_concurrency: int = DEFAULT_LISTING_CONCURRENCY
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")

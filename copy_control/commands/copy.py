@@ -24,6 +24,7 @@ from copy_workers.contract import COPY_MODES, RunStatus
 from copy_workers.options import (
     CANNED_ACLS,
     CHECKSUM_ALGORITHMS,
+    DEFAULT_PARTS_PER_TASK,
     METADATA_DIRECTIVES,
     OVERWRITE,
     SSE,
@@ -142,7 +143,10 @@ def _add_copy_options(parser: argparse.ArgumentParser) -> None:
         "workers (default 4GiB)",
     )
     group.add_argument(
-        "--parts-per-task", type=int, default=8, help="parts per task of a split object"
+        "--parts-per-task",
+        type=int,
+        default=DEFAULT_PARTS_PER_TASK,
+        help="parts per task of a split object (default %(default)s)",
     )
     group.add_argument(
         "--multipart-threshold",

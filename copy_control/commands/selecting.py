@@ -6,7 +6,7 @@ import argparse
 import json
 
 from copy_control.dryrun import DryRunReport
-from copy_control.request import CopyRequest
+from copy_control.request import DEFAULT_LISTING_CONCURRENCY, CopyRequest
 from copy_control.selection import Selection, build_selection
 
 
@@ -56,8 +56,8 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--listing-concurrency",
         type=int,
-        default=8,
-        help="key ranges (or manifest files) listed at once (default 8)",
+        default=DEFAULT_LISTING_CONCURRENCY,
+        help="key ranges (or manifest files) listed at once (default %(default)s)",
     )
 
 
