@@ -18,24 +18,11 @@ everything in it): a boundary never ends at a character below ``/`` and always e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 _PRINTABLE_LOW = 0x30  # "0": never split at a character that sorts before "/"
 _SUFFIX = "~"
 _PRINTABLE_HIGH = 0x7F  # exclusive: DEL and above are rare in keys
 _SURROGATES = range(0xD800, 0xE000)  # not characters: never a boundary
 _MAX_CHAR = 0x10FFFF
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """``after < key <= end`` below a prefix; None means unbounded on that side."""
-
-    after: str | None = None
-    end: str | None = None
-
-    def contains(self, key: str) -> bool:
-        return (self.after is None or key > self.after) and (self.end is None or key <= self.end)
 
 
 def split_points(prefix: str, low: str, high: str | None, parts: int) -> list[str]:

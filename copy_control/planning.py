@@ -40,10 +40,6 @@ class PlannedChunk:
     missing: tuple[int, ...] = ()  # items whose source HeadObject found nothing (manifest rows)
 
     @property
-    def last_key(self) -> str:
-        return self.items[-1].source_key
-
-    @property
     def total_bytes(self) -> int:
         return sum(item.size for item in self.items)
 

@@ -125,9 +125,10 @@ class CopyRequest:
         self._check_roles()
 
     def _check_manifest(self) -> None:
-        if self.manifest is None:
+        location = self.manifest_location
+        if location is None:
             return
-        bucket, _, key = str(self.manifest).removeprefix("s3://").partition("/")
+        bucket, key = location
         if not str(self.manifest).startswith("s3://") or not key:
             raise InvalidRequest(
                 f"manifest {self.manifest!r} is not an S3 object URL: write s3://BUCKET/KEY"
@@ -144,7 +145,7 @@ class CopyRequest:
         """(bucket, key) of the manifest, if the request has one."""
         if self.manifest is None:
             return None
-        bucket, _, key = self.manifest.removeprefix("s3://").partition("/")
+        bucket, _, key = str(self.manifest).removeprefix("s3://").partition("/")
         return bucket, key
 
     def _check_roles(self) -> None:

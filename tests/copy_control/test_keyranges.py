@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pytest
 
-from copy_control.keyranges import KeyRange, extrapolated_points, split_points
+from copy_control.keyranges import extrapolated_points, split_points
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """``after < key <= end``, as a partition's spec reads (None: unbounded on that side)."""
+
+    after: str | None = None
+    end: str | None = None
+
+    def contains(self, key: str) -> bool:
+        return (self.after is None or key > self.after) and (self.end is None or key <= self.end)
 
 
 @pytest.mark.parametrize(

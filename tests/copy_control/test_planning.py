@@ -28,7 +28,7 @@ def test_chunks_are_numbered_per_partition_and_the_last_one_is_partial() -> None
     assert chunks[1].items[0].source_key == "k0010"
     assert chunks[1].items[0].dest_key == "d/k0010"
     assert chunks[0].cursor == Cursor("k0009", 1, 0)
-    assert chunks[2].last_key == "k0024"
+    assert chunks[2].items[-1].source_key == "k0024"
     assert chunks[0].total_bytes == sum(range(10))
     assert out[-1] == PartitionEnd("p3", Cursor("k0024", 3, 0))
 
