@@ -3,13 +3,14 @@
 A copy command spends more CPU starting and stopping Python than dispatching a few thousand
 keys (``make bench`` charges the CLI's CPU to every object it copies), so this entry point:
 
-- skips two optional imports of its libraries that it never uses, by a ``None`` in
+- skips three optional imports of its libraries that it never uses, by a ``None`` in
   ``sys.modules``, which makes an optional import fail as if the package were absent:
   redis-py 8 imports the OpenTelemetry SDK whenever it is installed (Airflow installs it) for
-  client metrics this command never turns on (~0.1 s of CPU), and botocore loads the AWS CRT
+  client metrics this command never turns on (~0.1 s of CPU); botocore loads the AWS CRT
   (the workers' HTTP client, ~0.1 s) for SigV4A, multi-Region access points, which this
   command does not take (it addresses buckets by name), and for CRC checksums of uploads,
-  which it does not make;
+  which it does not make; kombu imports PyYAML (~0.02 s) to offer a YAML serializer, and
+  every message of this project is JSON;
 - keeps the garbage collector off while some 700 modules import, whose objects all live to
   the end, then freezes them out of later collections (~0.1 s);
 - ends with ``os._exit`` once output is flushed, skipping the interpreter's teardown, which
@@ -30,7 +31,7 @@ from typing import NoReturn
 
 
 def main() -> NoReturn:
-    for optional in ("opentelemetry", "awscrt"):
+    for optional in ("opentelemetry", "awscrt", "yaml"):
         sys.modules.setdefault(optional, None)  # type: ignore[arg-type]
     gc.disable()
     try:
