@@ -157,17 +157,22 @@ def wait_for_run(
     timeout_s: float | None = None,
     on_progress: ProgressFn | None = None,
 ) -> RunSummary:
-    """Poll the run until it ends; ``on_progress`` sees every reading."""
+    """Read the run every ``poll_s`` until it ends; ``on_progress`` sees every reading.
+
+    The end itself is not left to the next reading: the run store announces it, and the wait
+    returns at once (a run's wall time is what people wait for).
+    """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        summary = read_summary(store, run_id)
-        if on_progress is not None:
-            on_progress(summary)
-        if summary.is_final:
-            return summary
-        if deadline is not None and time.monotonic() >= deadline:
-            raise RunTimeout(f"run {run_id} is still {summary.status} after {timeout_s} s")
-        time.sleep(poll_s)
+    with store.end_watch(run_id) as pause:
+        while True:
+            summary = read_summary(store, run_id)
+            if on_progress is not None:
+                on_progress(summary)
+            if summary.is_final:
+                return summary
+            if deadline is not None and time.monotonic() >= deadline:
+                raise RunTimeout(f"run {run_id} is still {summary.status} after {timeout_s} s")
+            pause(poll_s if deadline is None else min(poll_s, deadline - time.monotonic()))
 
 
 def read_summary(store: RunStore, run_id: str) -> RunSummary:

@@ -410,6 +410,14 @@ class RunKeys:
         return f"{self.base}:run"
 
     @property
+    def ended_channel(self) -> str:
+        """Pub/sub channel on which the run's final status is published when it ends.
+
+        Named like the run hash: the Lua scripts that end a run hold only that key's name.
+        """
+        return self.run
+
+    @property
     def dispatched(self) -> str:
         """Set of chunk ids handed to the broker."""
         return f"{self.base}:dispatched"

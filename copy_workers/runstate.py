@@ -8,9 +8,10 @@ recording it never make a counter count something twice. Keys of a run share one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ FAILURES_READ = 100
 
 # Shared by every script that can end a run: the run is over when the listing is finished and
 # every dispatched chunk is done. Server time (TIME) keeps timestamps consistent across hosts.
+# The end is also published on a channel named like the run hash (RunKeys.ended_channel), so a
+# waiter learns of it at once instead of at its next poll.
 _FINALIZE = """
 local function now()
   local t = redis.call('TIME')
@@ -51,6 +54,7 @@ local function maybe_finalize(run, dispatched, done)
     final = 'failed'
   end
   redis.call('HSET', run, 'status', final, 'finished_at', now())
+  redis.call('PUBLISH', run, final)
   return final
 end
 local function touch(ttl, ...)
@@ -259,6 +263,30 @@ class RunStore:
         keys = RunKeys(run_id)
         status = self._cancel(keys=[keys.run, keys.dispatched, keys.done], args=[self._ttl])
         return str(status) if status else None
+
+    @contextlib.contextmanager
+    def end_watch(self, run_id: str) -> Iterator[Callable[[float], None]]:
+        """A ``pause(seconds)`` that returns early once the run ends, for the waiting loops.
+
+        Subscribed before the caller's first reading, so an end between a reading and the pause
+        is not missed: the pause returns at once.
+        """
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(RunKeys(run_id).ended_channel)
+
+        def pause(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    if pubsub.get_message(timeout=left) is not None:
+                        return
+            except redis.RedisError:  # the readings decide; without the channel, just wait
+                time.sleep(max(deadline - time.monotonic(), 0.0))
+
+        try:
+            yield pause
+        finally:
+            pubsub.close()
 
     def chunk_state(self, run_id: str, chunk_id: str) -> ChunkState:
         """The run status and the items of a chunk that already have an outcome."""

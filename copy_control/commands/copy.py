@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         start_run(request, run_id, s3, store, producer_app(args.redis_url))
         try:
             with terminal_bar(sys.stderr, enabled=not args.json) as on_progress:
-                # A quarter second: one small Redis read each, and a run's end is seen
-                # soon after it happens (the copy's wall time is what people wait for).
+                # The progress line is read every quarter second (one small Redis read);
+                # the run's end is announced, so the wait returns as soon as it happens.
                 summary = wait_for_run(
                     store, run_id, poll_s=0.25, timeout_s=args.timeout, on_progress=on_progress
                 )

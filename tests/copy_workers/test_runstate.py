@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 
 import pytest
@@ -148,3 +150,29 @@ def test_keys_are_laid_out_under_the_run_hash_tag(
     store.create_run(run_id, {}, max_failures=0)
     client = redis.Redis.from_url(redis_srv.url, decode_responses=True)
     assert client.keys(f"*{{{run_id}}}*") == [RunKeys(run_id).run]
+
+
+def test_the_end_of_a_run_cuts_short_a_waiters_pause(store: RunStore, run_id: str) -> None:
+    store.create_run(run_id, {}, max_failures=0)
+    store.register_chunk(run_id, "0", 1, 10)
+    store.finish_listing(run_id)
+    with store.end_watch(run_id) as pause:
+        ends = threading.Timer(0.2, store.record, (run_id, "0", 1, [_copied(0)]))
+        ends.start()
+        started = time.monotonic()
+        pause(20)  # returns when the run ends, not after 20 s
+        waited = time.monotonic() - started
+        ends.join()
+    assert waited < 10
+    summary = store.summary(run_id)
+    assert summary is not None and summary.status == "succeeded"
+
+
+def test_a_pause_without_an_end_lasts_its_time(store: RunStore, run_id: str) -> None:
+    store.create_run(run_id, {}, max_failures=0)
+    store.register_chunk(run_id, "0", 2, 10)
+    with store.end_watch(run_id) as pause:
+        store.record(run_id, "0", 2, [_copied(0)])  # progress, not the end
+        started = time.monotonic()
+        pause(0.3)
+        assert time.monotonic() - started >= 0.3
