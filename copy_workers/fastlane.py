@@ -14,6 +14,7 @@ the threaded path untouched.
 from __future__ import annotations
 
 import heapq
+import html
 import logging
 import os
 import queue
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 # Header names of CopyObject's parameters, from botocore's service model (see s3_headers()).
 HeaderNames = Mapping[str, str]
 _TAG = re.compile(r"^\{[^}]*\}")
+_COPY_ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 
 
 def s3_headers(client: Any) -> tuple[dict[str, str], dict[str, str]]:
@@ -301,12 +303,11 @@ class _LaneRun:
         assert response is not None
         self.lane.limit.release(succeeded=True)
         key.copy = response
-        result = _fields(response.body)
         if not self.job.options.verify:
             self._done(key, KeyStatus.COPIED, None)
             return
         kms = response.headers.get("x-amz-server-side-encryption", "").startswith("aws:kms")
-        verdict = compare(key.item.etag, {}, result.get("ETag"), {}, kms)
+        verdict = compare(key.item.etag, {}, copy_result_etag(response.body), {}, kms)
         if verdict.method != "none":
             self._verified(key, verdict)
             return
@@ -414,6 +415,18 @@ def _error_of(response: Response | None, operation: str) -> ClientError | None:
         "ResponseMetadata": {"HTTPStatusCode": response.status, "RetryAttempts": 0},
     }
     return ClientError(parsed, operation)
+
+
+def copy_result_etag(body: bytes) -> str | None:
+    """The ETag in a CopyObjectResult document, or None if it has none.
+
+    Found by pattern, not by an XML parser: the document is a few hundred bytes of fixed
+    shape (LastModified, ETag, checksums), and ElementTree spent ~20 us building a parser for
+    it, 3-4 % of a fast-lane copy's CPU. An ETag not found this way is unknown, and the copy is
+    then verified by HeadObject like a KMS-encrypted one; error documents go to ``_fields``.
+    """
+    found = _COPY_ETAG.search(body)
+    return html.unescape(found.group(1).decode()) if found else None
 
 
 def _fields(body: bytes) -> dict[str, str]:
