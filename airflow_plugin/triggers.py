@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +24,7 @@ from airflow_plugin.connections import aresolve_redis_url, url_has_secret
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run
 from copy_workers.contract import ContractError, RunStatus, RunSummary
-from copy_workers.runstate import read_summary_async
+from copy_workers.runstate import end_watch_async, read_summary_async
 
 # Redis may be restarted under a long run: readings that fail are retried for this long.
 REDIS_OUTAGE_S = 300.0
@@ -182,6 +182,13 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
             await client.aclose()
 
     async def _poll(self, client: redis.asyncio.Redis) -> RunEvent:
+        # Readings every poll_interval; the run's end is announced, so it is seen at once.
+        async with end_watch_async(client, self.run_id) as pause:
+            return await self._read_until_end(client, pause)
+
+    async def _read_until_end(
+        self, client: redis.asyncio.Redis, pause: Callable[[float], Awaitable[None]]
+    ) -> RunEvent:
         progress = ProgressLog(self.log, self.progress_interval)
         summary: RunSummary | None = None
         failing_since: float | None = None
@@ -204,7 +211,8 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
             if self.deadline is not None and time.time() >= self.deadline:
                 message = f"run {self.run_id} had not ended by the deadline (it goes on)"
                 return RunEvent("timeout", self.run_id, summary, message)
-            await asyncio.sleep(self.poll_interval)
+            left = None if self.deadline is None else self.deadline - time.time()
+            await pause(self.poll_interval if left is None else min(self.poll_interval, left))
 
 
 def _timed_out(ti: Any) -> bool:

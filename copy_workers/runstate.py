@@ -8,10 +8,11 @@ recording it never make a counter count something twice. Keys of a run share one
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -280,7 +281,7 @@ class RunStore:
                 while (left := deadline - time.monotonic()) > 0:
                     if pubsub.get_message(timeout=left) is not None:
                         return
-            except redis.RedisError:  # the readings decide; without the channel, just wait
+            except (redis.RedisError, OSError):  # the readings decide; without it, just wait
                 time.sleep(max(deadline - time.monotonic(), 0.0))
 
         try:
@@ -356,6 +357,38 @@ async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSum
     if not run_hash:
         return None
     return summarize(run_id, _decoded(run_hash), [_text(f) for f in failures], time.time())
+
+
+@contextlib.asynccontextmanager
+async def end_watch_async(
+    client: redis.asyncio.Redis, run_id: str
+) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+    """``RunStore.end_watch`` for an event loop: an awaitable pause that ends with the run.
+
+    If the channel cannot be subscribed to (Redis is down: the caller's readings report that),
+    the pause is a plain sleep.
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(RunKeys(run_id).ended_channel)
+    except (redis.RedisError, OSError):
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        yield asyncio.sleep
+        return
+
+    async def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if await pubsub.get_message(timeout=left) is not None:
+                    return
+        except (redis.RedisError, OSError):  # the readings decide; without the channel, wait
+            await asyncio.sleep(max(deadline - time.monotonic(), 0.0))
+
+    try:
+        yield pause
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _set_bits(bitmap: bytes) -> Iterator[int]:

@@ -291,3 +291,30 @@ def test_airflow3_cleanup_never_cancels(redis_srv: RedisServer, store: RunStore)
     run_id = new_run(store)
     asyncio.run(trigger_for(redis_srv.url, run_id).cleanup())  # e.g. a triggerer restart
     assert status_of(store, run_id) == RunStatus.RUNNING
+
+
+def test_the_end_of_a_run_is_seen_without_waiting_for_the_next_reading(
+    redis_srv: RedisServer, store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = new_run(store)
+    readings: list[str] = []
+
+    async def counting_read(client: Any, run: str) -> RunSummary | None:
+        summary = await read_summary_async(client, run)
+        readings.append(summary.status if summary else "none")
+        return summary
+
+    monkeypatch.setattr("airflow_plugin.triggers.read_summary_async", counting_read)
+    trigger = S3FanoutRunTrigger(run_id=run_id, redis_url=redis_srv.url, poll_interval=600)
+
+    async def scenario() -> Any:
+        waiting = asyncio.create_task(first_event(trigger))
+        while not readings:  # the trigger has read the run once and is pausing for 600 s
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        record_all(store, run_id, KeyStatus.COPIED)
+        return await asyncio.wait_for(waiting, 30)  # the run's end cuts the pause short
+
+    event = asyncio.run(scenario())
+    assert event.payload["status"] == "success"
+    assert readings == [RunStatus.RUNNING, RunStatus.SUCCEEDED]
