@@ -37,6 +37,20 @@ def trigger_for(url: str, run_id: str, **kwargs) -> S3FanoutRunTrigger:
     return S3FanoutRunTrigger(run_id=run_id, redis_url=url, poll_interval=0.05, **kwargs)
 
 
+@pytest.fixture
+def readings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The status of every reading the trigger makes, in order ("none": no such run)."""
+    seen: list[str] = []
+
+    async def counting_read(client: Any, run: str) -> RunSummary | None:
+        summary = await read_summary_async(client, run)
+        seen.append(summary.status if summary else "none")
+        return summary
+
+    monkeypatch.setattr("airflow_plugin.triggers.read_summary_async", counting_read)
+    return seen
+
+
 def test_serialize_is_the_classpath_and_plain_kwargs() -> None:
     trigger = S3FanoutRunTrigger(
         run_id="af-1", redis_conn_id="pool_redis", poll_interval=3.0, deadline=1800000000.5
@@ -109,17 +123,9 @@ def test_a_finished_run_gives_one_event_with_its_summary(
 
 
 def test_a_run_in_progress_is_polled_until_it_ends(
-    redis_srv: RedisServer, store: RunStore, monkeypatch: pytest.MonkeyPatch
+    redis_srv: RedisServer, store: RunStore, readings: list[str]
 ) -> None:
     run_id = new_run(store)
-    readings: list[str] = []
-
-    async def counting_read(client: Any, run: str) -> RunSummary | None:
-        summary = await read_summary_async(client, run)
-        readings.append(summary.status if summary else "none")
-        return summary
-
-    monkeypatch.setattr("airflow_plugin.triggers.read_summary_async", counting_read)
 
     async def scenario() -> Any:
         waiting = asyncio.create_task(first_event(trigger_for(redis_srv.url, run_id)))
@@ -294,17 +300,9 @@ def test_airflow3_cleanup_never_cancels(redis_srv: RedisServer, store: RunStore)
 
 
 def test_the_end_of_a_run_is_seen_without_waiting_for_the_next_reading(
-    redis_srv: RedisServer, store: RunStore, monkeypatch: pytest.MonkeyPatch
+    redis_srv: RedisServer, store: RunStore, readings: list[str]
 ) -> None:
     run_id = new_run(store)
-    readings: list[str] = []
-
-    async def counting_read(client: Any, run: str) -> RunSummary | None:
-        summary = await read_summary_async(client, run)
-        readings.append(summary.status if summary else "none")
-        return summary
-
-    monkeypatch.setattr("airflow_plugin.triggers.read_summary_async", counting_read)
     trigger = S3FanoutRunTrigger(run_id=run_id, redis_url=redis_srv.url, poll_interval=600)
 
     async def scenario() -> Any:
