@@ -79,24 +79,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-lane-") as scratch:
         work = Path(scratch)
         with redis_server(work / "redis") as redis, seaweed_server(work / "seaweed") as url:
-            # The worker's clients read the endpoint and credentials from the environment.
+            # The worker's settings and clients read the environment, as in a worker process.
             os.environ.update({**AWS_TEST_ENV, "AWS_ENDPOINT_URL": url})
+            os.environ["S3FANOUT_REDIS_URL"] = redis.url
+            if args.keys_in_flight is not None:
+                os.environ["S3FANOUT_KEYS_IN_FLIGHT"] = str(args.keys_in_flight)
             s3 = boto3.client("s3", endpoint_url=url, region_name=AWS_TEST_ENV["AWS_REGION"])
             for bucket in (SOURCE_BUCKET, DEST_BUCKET):
                 s3.create_bucket(Bucket=bucket)
             sizes = plan_sizes(args.objects, args.sizes, args.seed)
             source = seed_dataset(s3, "lane", SOURCE_BUCKET, "src/", sizes, args.seed)
             print(f"seeded {source.count} objects of {args.sizes}")
-            runs = measure(args, redis.url, source, s3)
+            runs = measure(args, source, s3)
     cpu = statistics.median(run[0] for run in runs)
     rate = statistics.median(run[1] for run in runs)
     print(f"median of {len(runs)}: {cpu:.3f} ms of CPU per copy, {rate:.0f} copies/s")
     return 0
 
 
-def measure(
-    args: argparse.Namespace, redis_url: str, source: Dataset, s3: S3Client
-) -> list[tuple[float, float]]:
+def measure(args: argparse.Namespace, source: Dataset, s3: S3Client) -> list[tuple[float, float]]:
     """Copy every object ``args.repeats`` times; (CPU ms per copy, copies/s) per run."""
     # Imported here: the worker's settings and clients read the environment set above.
     from copy_workers.contract import ChunkMessage, CopyItem, CopyJob  # noqa: PLC0415
@@ -105,30 +106,22 @@ def measure(
     from copy_workers.process import WorkerProcess  # noqa: PLC0415
     from copy_workers.settings import WorkerSettings  # noqa: PLC0415
 
-    settings = WorkerSettings(redis_url=redis_url, fast_lane=True)
-    if args.keys_in_flight is not None:
-        in_flight = args.keys_in_flight
-        settings = WorkerSettings(
-            redis_url=redis_url,
-            fast_lane=True,
-            keys_in_flight=in_flight,
-            max_pool_connections=max(in_flight, settings.max_pool_connections),
-        )
+    settings = WorkerSettings.from_env()
     process = WorkerProcess(settings, lambda message: None)
     job = CopyJob(SOURCE_BUCKET, DEST_BUCKET)
     runs = []
     for number in range(args.repeats + 1):  # the first run warms the process up: not counted
-        dest = f"runs/{uuid.uuid4().hex[:8]}/"
+        run_id = f"lane-{uuid.uuid4().hex[:8]}"
+        dest = f"runs/{run_id}/"
         items = [
             CopyItem(source.prefix + o.rel, dest + o.rel, o.size, f'"{o.etag}"')
             for o in source.objects
         ]
         chunks = [
-            ChunkMessage(f"lane-{dest[5:-1]}", str(n), job, tuple(items[i : i + args.chunk_size]))
+            ChunkMessage(run_id, str(n), job, tuple(items[i : i + args.chunk_size]))
             for n, i in enumerate(range(0, len(items), args.chunk_size))
         ]
         store = process.store
-        run_id = chunks[0].run_id
         store.create_run(run_id, {}, None)
         for chunk in chunks:
             store.register_chunk(run_id, chunk.chunk_id, len(chunk.items), 0)
