@@ -118,7 +118,6 @@ class _Key:
     item: CopyItem
     started: float
     retries: int = 0
-    copy: Response | None = None
     heads: dict[str, Response] = field(default_factory=dict)
 
 
@@ -259,7 +258,7 @@ class _LaneRun:
     def _start_ready(self) -> None:
         while self.ready and self.lane.limit.try_acquire():
             key = self.ready.popleft()
-            key.copy, key.heads = None, {}
+            key.heads = {}
             self.in_flight += 1
             self.lane.send_copy(self.job, key, self._reply("copy", key))
 
@@ -302,7 +301,6 @@ class _LaneRun:
             return
         assert response is not None
         self.lane.limit.release(succeeded=True)
-        key.copy = response
         if not self.job.options.verify:
             self._done(key, KeyStatus.COPIED, None)
             return
