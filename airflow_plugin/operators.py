@@ -34,14 +34,15 @@ from copy_control.request import (
     InvalidRequest,
     build_options,
 )
-from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
+from copy_control.runner import dry_run, start_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size
+from copy_control.waiting import RunTimeout, wait_for_run
 from copy_workers.aws import ClientFactory
+from copy_workers.broker import DEFAULT_REDIS_URL
 from copy_workers.contract import RunStatus, RunSummary
 from copy_workers.options import DEFAULT_PARTS_PER_TASK, DEFAULT_SPLIT_THRESHOLD
 from copy_workers.runstate import RunStore, connect
-from copy_workers.settings import DEFAULT_REDIS_URL
 
 if TYPE_CHECKING:
     import redis

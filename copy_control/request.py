@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from copy_workers.aws import Identity
-from copy_workers.contract import COPY_MODES, CopyJob
+from copy_workers.contract import COPY_MODES, ContractError, CopyJob
 from copy_workers.options import CopyOptions, InvalidOption
 
 if TYPE_CHECKING:
     from copy_control.selection import Selection
+    from copy_workers.aws import Identity
 
 MAX_CHUNK_SIZE = 10_000
 MAX_KEY_BYTES = 1024
@@ -235,6 +237,9 @@ class CopyRequest:
         return self._identity(self.dest_role_arn, run_id)
 
     def _identity(self, role_arn: str | None, run_id: str) -> Identity:
+        # Imported here: boto3 comes with it, and `s3fanout copy --list-in-pool` lists nothing.
+        from copy_workers.aws import Identity  # noqa: PLC0415
+
         if role_arn is None:
             return Identity()
         return Identity(role_arn, self.external_id, session_name(run_id), self.session_duration_s)
@@ -261,3 +266,33 @@ class CopyRequest:
         if self.selection is not None and not self.selection.is_everything:
             record["selection"] = self.selection.describe()
         return record
+
+    def to_wire(self) -> dict[str, Any]:
+        """The whole request as JSON-able data, for a worker that lists it (``from_wire``)."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        record["options"] = self.options.to_wire()
+        record["selection"] = None if self.selection is None else self.selection.describe()
+        return record
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> CopyRequest:
+        """The request ``to_wire`` gave, checked again; InvalidRequest if it is not one."""
+        from copy_control.selection import build_selection  # noqa: PLC0415 - it imports this
+
+        values = dict(raw)
+        try:
+            values["options"] = CopyOptions.from_wire(values.get("options") or {})
+            selection = values.get("selection")
+            values["selection"] = None if selection is None else build_selection(**selection)
+            return cls(**values)
+        except (ContractError, InvalidOption, TypeError) as exc:
+            raise InvalidRequest(f"not a copy request: {exc}") from None
+
+
+def check_same_request(existing: Mapping[str, str], request: CopyRequest, run_id: str) -> None:
+    """InvalidRequest if run ``run_id`` exists (``existing`` is its hash) for another copy."""
+    if existing and json.loads(existing.get("spec", "{}")) != request.describe():
+        raise InvalidRequest(
+            f"run {run_id!r} already exists for a different copy; "
+            "choose another run id, or repeat the original request to resume it"
+        )

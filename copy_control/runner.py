@@ -1,11 +1,8 @@
-"""Running a copy: list, plan and dispatch a run, then wait for it. Shared by CLI and operator."""
+"""Starting a copy: list, plan and dispatch a run. Shared by the CLI, the operator and workers."""
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +12,7 @@ from copy_control.fastlist import speed_up_listing
 from copy_control.manifest import ManifestError
 from copy_control.partlog import ChunkSender, ListingLog, MemoryLog, refuse_legacy
 from copy_control.planning import Plan
-from copy_control.request import CopyRequest, InvalidRequest
+from copy_control.request import CopyRequest, InvalidRequest, check_same_request
 from copy_control.selection import Selection, Selector
 from copy_control.sources import (
     KeySource,
@@ -25,7 +22,7 @@ from copy_control.sources import (
     PrefixSource,
     Source,
 )
-from copy_workers.contract import RunStatus, RunSummary
+from copy_workers.contract import RunStatus
 from copy_workers.runstate import RunStore
 
 if TYPE_CHECKING:
@@ -33,12 +30,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[RunSummary], None]
-
-
-class RunTimeout(TimeoutError):
-    """The run did not finish in the time allowed (it goes on; wait again or cancel it)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,7 @@ def start_run(
     is resumed from its partitions' cursors; a finished one is left as it is.
     """
     existing = store.run_hash(run_id)
-    _check_same_request(existing, request, run_id)
+    check_same_request(existing, request, run_id)
     refuse_legacy(existing, run_id)
     source = open_source(request, s3)
     try:
@@ -148,44 +139,3 @@ def _fanout(request: CopyRequest, source: Source, sink: Sink, part_log: PartLog)
     selector = Selector(request.selection or Selection(), prefix)
     plan = Plan(selector.accepts, request.dest_for, request.chunk_size)
     return Fanout(source, plan, sink, part_log, request.listing_concurrency)
-
-
-def wait_for_run(
-    store: RunStore,
-    run_id: str,
-    poll_s: float = 1.0,
-    timeout_s: float | None = None,
-    on_progress: ProgressFn | None = None,
-) -> RunSummary:
-    """Read the run every ``poll_s`` until it ends; ``on_progress`` sees every reading.
-
-    The end itself is not left to the next reading: the run store announces it, and the wait
-    returns at once (a run's wall time is what people wait for).
-    """
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with store.end_watch(run_id) as pause:
-        while True:
-            summary = read_summary(store, run_id)
-            if on_progress is not None:
-                on_progress(summary)
-            if summary.is_final:
-                return summary
-            if deadline is not None and time.monotonic() >= deadline:
-                raise RunTimeout(f"run {run_id} is still {summary.status} after {timeout_s} s")
-            pause(poll_s if deadline is None else min(poll_s, deadline - time.monotonic()))
-
-
-def read_summary(store: RunStore, run_id: str) -> RunSummary:
-    """The run's summary now; InvalidRequest if Redis has no such run."""
-    summary = store.summary(run_id)
-    if summary is None:
-        raise InvalidRequest(f"no run {run_id!r} in Redis (wrong run id, or it expired)")
-    return summary
-
-
-def _check_same_request(existing: dict[str, str], request: CopyRequest, run_id: str) -> None:
-    if existing and json.loads(existing.get("spec", "{}")) != request.describe():
-        raise InvalidRequest(
-            f"run {run_id!r} already exists for a different copy; "
-            "choose another run id, or repeat the original request to resume it"
-        )

@@ -19,11 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import translate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copy_control.listing import ListedObject
 from copy_control.request import InvalidRequest
 from copy_control.units import parse_size
+
+if TYPE_CHECKING:
+    from copy_control.listing import ListedObject
 
 MAX_PATTERNS = 100
 

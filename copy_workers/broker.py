@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from copy_workers.contract import QUEUE, TASK_NAME
 
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
 
 def celery_settings(redis_url: str, visibility_timeout_s: int = 6 * 3600) -> dict[str, Any]:
     """Settings for a Celery app that produces or consumes copy chunks on ``redis_url``."""

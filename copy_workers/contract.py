@@ -21,6 +21,7 @@ from copy_workers.options import CopyOptions, InvalidOption
 SCHEMA_VERSION = 1
 TASK_NAME = "s3fanout.copy_chunk"
 PARTS_TASK_NAME = "s3fanout.copy_parts"  # a batch of parts of one split object
+LIST_TASK_NAME = "s3fanout.list_run"  # a whole run, listed and dispatched by a worker
 QUEUE = "s3copy"
 REDIS_PREFIX = "s3fanout"
 FAILURES_IN_SUMMARY = 100
@@ -413,9 +414,15 @@ class RunKeys:
     def ended_channel(self) -> str:
         """Pub/sub channel on which the run's final status is published when it ends.
 
-        Named like the run hash: the Lua scripts that end a run hold only that key's name.
+        Named like the run hash: the Lua scripts that end a run hold only that key's name. A
+        worker that could not list the run publishes here too (``listing_error``).
         """
         return self.run
+
+    @property
+    def listing_error(self) -> str:
+        """String: why a worker could not list the run (JSON: message, bad_input)."""
+        return f"{self.base}:listing-error"
 
     @property
     def dispatched(self) -> str:

@@ -191,6 +191,14 @@ class Recorded:
         return self.run_status in (RunStatus.CANCELLING, RunStatus.CANCELLED)
 
 
+@dataclass(frozen=True)
+class ListingError:
+    """Why a worker that listed a run stopped; ``bad_input``: the request itself is wrong."""
+
+    message: str
+    bad_input: bool
+
+
 def connect(url: str, timeout_s: float = 10.0) -> redis.Redis:
     """A Redis client that rides out a short Redis restart (redis-py's own retry)."""
     return redis.Redis.from_url(
@@ -288,6 +296,27 @@ class RunStore:
             yield pause
         finally:
             pubsub.close()
+
+    def record_listing_error(self, run_id: str, message: str, bad_input: bool) -> None:
+        """Say why the worker that listed the run stopped, and wake whoever waits for the run."""
+        keys = RunKeys(run_id)
+        record = json.dumps({"message": message, "bad_input": bad_input})
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.listing_error, record, ex=self._ttl)
+        pipe.publish(keys.ended_channel, "listing-error")
+        pipe.execute()
+
+    def listing_error(self, run_id: str) -> ListingError | None:
+        """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
+        raw = self._redis.get(RunKeys(run_id).listing_error)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        return ListingError(str(record["message"]), bool(record["bad_input"]))
+
+    def clear_listing_error(self, run_id: str) -> None:
+        """Forget a previous listing's error: the run is being listed again."""
+        self._redis.delete(RunKeys(run_id).listing_error)
 
     def chunk_state(self, run_id: str, chunk_id: str) -> ChunkState:
         """The run status and the items of a chunk that already have an outcome."""

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from copy_workers.broker import DEFAULT_REDIS_URL
 from copy_workers.retry import KeyRetryPolicy
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)

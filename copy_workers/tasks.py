@@ -1,4 +1,5 @@
-"""Celery tasks: thin adapters that decode a chunk message and hand it to the engine."""
+"""Celery tasks: thin adapters that decode a message and hand it to the engine (or, for a
+run listed in the pool, to the control plane's ``start_run``: see copy_control.pool_listing)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import Reject
 
+from copy_control.pool_listing import list_run
 from copy_workers import logs, metrics
 from copy_workers.celery_app import app, settings
 from copy_workers.contract import (
+    LIST_TASK_NAME,
     PARTS_TASK_NAME,
     QUEUE,
     TASK_NAME,
@@ -81,6 +84,15 @@ def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
     with logs.bound(message.run_id, message.chunk_id):
         copier = PROCESS.batch_copier(message, lambda done: metrics.OBSERVER.recorded(done.added))
         return copier.run(message, final_attempt=final)
+
+
+@app.task(name=LIST_TASK_NAME)
+def list_run_task(run_id: str, request: dict[str, Any]) -> None:
+    """List a run's source and dispatch its chunks (``s3fanout copy --list-in-pool``)."""
+    if not isinstance(run_id, str) or not isinstance(request, dict):
+        raise Reject("malformed listing message", requeue=False)
+    with logs.bound(run_id):
+        list_run(run_id, request, PROCESS.clients, PROCESS.store, app)
 
 
 def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: dict[str, Any], kind: str) -> M:

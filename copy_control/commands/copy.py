@@ -1,10 +1,12 @@
-"""``s3fanout copy``: list, dispatch, wait, report."""
+"""``s3fanout copy``: list and dispatch (here, or in a worker with --list-in-pool), wait, report."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
 from copy_control.commands.selecting import (
@@ -13,13 +15,13 @@ from copy_control.commands.selecting import (
     selection_from_args,
 )
 from copy_control.dispatch import producer_app
+from copy_control.pool_listing import submit
 from copy_control.progress import terminal_bar
 from copy_control.request import CopyRequest, InvalidRequest, build_options, check_run_id
-from copy_control.runner import RunTimeout, dry_run, start_run, wait_for_run
 from copy_control.s3url import parse_s3_url
 from copy_control.units import parse_pairs, parse_size
+from copy_control.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_workers import logs
-from copy_workers.aws import ClientFactory
 from copy_workers.contract import COPY_MODES, RunStatus
 from copy_workers.options import (
     CANNED_ACLS,
@@ -34,6 +36,9 @@ from copy_workers.options import (
 )
 from copy_workers.runstate import RunStore, connect
 
+if TYPE_CHECKING:
+    from celery import Celery
+
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     copy = commands.add_parser("copy", help="copy one object, or a prefix with --recursive")
@@ -47,6 +52,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="S3 endpoint for listing (workers use their own AWS_ENDPOINT_URL)",
     )
     copy.add_argument("--region", default=None, help="AWS region (default: boto3's)")
+    copy.add_argument(
+        "--list-in-pool",
+        action="store_true",
+        help="a worker lists the source and dispatches the chunks; this process needs only "
+        "Redis, no AWS access, and starts in about half the CPU time",
+    )
     copy.add_argument("--chunk-size", type=int, default=500, help="keys per task (default 500)")
     copy.add_argument(
         "--max-failures",
@@ -68,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
     request = _request_from_args(args)
     run_id = args.run_id or f"cli-{uuid.uuid4().hex[:16]}"
     check_run_id(run_id)
+    if args.list_in_pool:
+        _check_pool_listing(args)
+        return _start_and_wait(args, run_id, lambda store, app: submit(request, run_id, store, app))
+    # Imported here: listing in this process needs boto3, which --list-in-pool does without.
+    from copy_control.runner import dry_run, start_run  # noqa: PLC0415
+    from copy_workers.aws import ClientFactory  # noqa: PLC0415
+
     factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
     s3 = factory.s3(request.listing_identity(run_id))
     if args.dry_run:
@@ -75,21 +93,49 @@ def run(args: argparse.Namespace) -> int:
             report = dry_run(request, s3, factory.s3(request.dest_identity(run_id)))
         print_dry_run(report, request, as_json=args.json)
         return EXIT_OK
+    return _start_and_wait(
+        args, run_id, lambda store, app: start_run(request, run_id, s3, store, app)
+    )
+
+
+def _start_and_wait(
+    args: argparse.Namespace, run_id: str, start: Callable[[RunStore, Celery], object]
+) -> int:
     store = RunStore(connect(args.redis_url))
     with logs.bound(run_id):
-        start_run(request, run_id, s3, store, producer_app(args.redis_url))
+        start(store, producer_app(args.redis_url))
         try:
             with terminal_bar(sys.stderr, enabled=not args.json) as on_progress:
                 # The progress line is read every quarter second (one small Redis read);
                 # the run's end is announced, so the wait returns as soon as it happens.
                 summary = wait_for_run(
-                    store, run_id, poll_s=0.25, timeout_s=args.timeout, on_progress=on_progress
+                    store,
+                    run_id,
+                    poll_s=0.25,
+                    timeout_s=args.timeout,
+                    on_progress=on_progress,
+                    listed_by_worker=args.list_in_pool,
                 )
-        except RunTimeout as exc:
+        except (RunTimeout, ListingFailed) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
             return EXIT_FAILED
     print_summary(summary, as_json=args.json)
     return EXIT_OK if summary.status == RunStatus.SUCCEEDED else EXIT_FAILED
+
+
+def _check_pool_listing(args: argparse.Namespace) -> None:
+    """--list-in-pool leaves S3 to the workers: flags about this process's S3 access conflict."""
+    for flag, given in (
+        ("--dry-run", args.dry_run),
+        ("--endpoint-url", args.endpoint_url),
+        ("--region", args.region),
+    ):
+        if given:
+            raise InvalidRequest(
+                f"--list-in-pool and {flag} do not go together: with --list-in-pool the "
+                "workers list the source with their own endpoint and region, and a dry run "
+                f"lists in this process; drop one of them"
+            )
 
 
 def _request_from_args(args: argparse.Namespace) -> CopyRequest:

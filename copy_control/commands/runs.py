@@ -14,9 +14,8 @@ from copy_control.commands.common import (
 )
 from copy_control.report import report_lines, upload_report
 from copy_control.request import InvalidRequest
-from copy_control.runner import RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
-from copy_workers.aws import ClientFactory
+from copy_control.waiting import RunTimeout, wait_for_run
 from copy_workers.contract import RunStatus
 from copy_workers.runstate import RunStore, connect
 
@@ -59,6 +58,8 @@ def run_report(args: argparse.Namespace) -> int:
     bucket, key = parse_s3_url(args.output, "--output")
     if not key:
         raise InvalidRequest("--output needs a key: s3://BUCKET/KEY")
+    from copy_workers.aws import ClientFactory  # noqa: PLC0415 - boto3 only for an upload
+
     s3 = ClientFactory(endpoint_url=args.endpoint_url).s3()
     count = upload_report(store, args.run_id, s3, bucket, key)
     print(f"wrote {count} failure records to {args.output}", file=sys.stderr)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from copy_control.dryrun import DryRunReport
 from copy_control.request import DEFAULT_LISTING_CONCURRENCY, CopyRequest
 from copy_control.selection import Selection, build_selection
+
+if TYPE_CHECKING:
+    from copy_control.dryrun import DryRunReport
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:

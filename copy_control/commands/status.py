@@ -7,7 +7,7 @@ import sys
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
 from copy_control.progress import LiveProgress, Mode
-from copy_control.runner import read_summary, wait_for_run
+from copy_control.waiting import read_summary, wait_for_run
 from copy_workers.contract import RunStatus
 from copy_workers.runstate import RunStore, connect
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
+
+from devstack.servers import RedisServer
 
 
 def _command(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,25 +28,46 @@ def test_a_usage_error_exits_2_with_the_message() -> None:
     assert "the following arguments are required: source, dest" in done.stderr
 
 
-def test_the_command_does_not_load_what_it_never_uses() -> None:
-    # The CRT, the OpenTelemetry SDK and PyYAML cost ~0.2 s of CPU per command; see console.py.
-    # os._exit is wrapped to report, at the very end, which of them were loaded.
+def _loaded_by(*argv: str) -> tuple[int, set[str]]:
+    """Run ``s3fanout *argv`` through the console; its exit code and the packages it loaded.
+
+    os._exit is wrapped to report, at the very end, which top-level packages were loaded.
+    """
     report = (
         "import json, os, sys\n"
         "exit = os._exit\n"
         "def report(code):\n"
         "    loaded = [m for m, v in sys.modules.items() if v is not None]\n"
-        "    print(json.dumps(sorted({m.split('.')[0] for m in loaded})), file=sys.stderr)\n"
+        "    packages = sorted({m.split('.')[0] for m in loaded})\n"
+        "    print(json.dumps([code, packages]), file=sys.stderr)\n"
         "    exit(code)\n"
         "os._exit = report\n"
-        "sys.argv = ['s3fanout', 'copy', '--help']\n"
+        f"sys.argv = {['s3fanout', *argv]!r}\n"
         "from copy_control.console import main\n"
         "main()\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", report], capture_output=True, text=True, timeout=120, check=False
     )
-    assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
-    assert {"botocore", "boto3", "celery", "kombu", "redis"} <= loaded
+    code, loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    return code, set(loaded)
+
+
+def test_the_command_does_not_load_what_it_never_uses() -> None:
+    # The CRT, the OpenTelemetry SDK and PyYAML cost ~0.2 s of CPU per command; see console.py.
+    code, loaded = _loaded_by("copy", "--help")
+    assert code == 0
+    assert {"celery", "kombu", "redis"} <= loaded
     assert not loaded & {"awscrt", "_awscrt", "opentelemetry", "yaml"}
+
+
+def test_a_copy_listed_in_the_pool_does_not_load_boto3(redis_srv: RedisServer) -> None:
+    # No worker takes the listing here: the command waits its --timeout and exits 1.
+    code, loaded = _loaded_by(
+        "copy", "s3://src-bucket/in/", "s3://dst-bucket/out/", "--recursive", "--list-in-pool",
+        "--redis-url", redis_srv.url, "--run-id", f"console-{uuid.uuid4().hex[:8]}",
+        "--timeout", "0.2",
+    )  # fmt: skip
+    assert code == 1
+    assert {"celery", "kombu", "redis"} <= loaded
+    assert not loaded & {"boto3", "botocore", "s3transfer", "awscrt"}

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from copy_control.request import CopyRequest, InvalidRequest, check_bucket_name
 from copy_control.s3url import parse_s3_url
+from copy_control.selection import build_selection
+from copy_workers.options import CopyOptions
 
 
 def test_prefix_copy_maps_source_prefix_to_dest_prefix_byte_for_byte() -> None:
@@ -66,3 +71,48 @@ def test_s3_urls_split_into_bucket_and_key() -> None:
 def test_malformed_s3_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidRequest, match=r"s3://BUCKET/KEY|not a valid S3 bucket"):
         parse_s3_url(url)
+
+
+def test_a_request_sent_to_a_worker_comes_back_equal() -> None:
+    request = CopyRequest(
+        "src-bucket",
+        "dst-bucket",
+        source_prefix="in/",
+        dest_prefix="out/",
+        chunk_size=250,
+        max_failures=None,
+        options=CopyOptions(overwrite="if-different", storage_class="GLACIER_IR", verify=False),
+        source_role_arn="arn:aws:iam::111122223333:role/reader",
+        dest_role_arn="arn:aws:iam::444455556666:role/writer",
+        external_id="ext-1",
+        session_duration_s=1800,
+        copy_mode="auto",
+        manifest="s3://src-bucket/manifests/list.csv",
+        selection=build_selection(
+            include=["*.parquet"],
+            exclude=["tmp/*"],
+            min_size="1KiB",
+            modified_after="2026-11-01",
+            modified_before="2026-11-02T12:00:00+01:00",
+        ),
+        listing_concurrency=16,
+    )
+    wire = json.loads(json.dumps(request.to_wire()))  # JSON on the wire, nothing else
+    assert CopyRequest.from_wire(wire) == request
+    single = CopyRequest("src-bucket", "dst-bucket", source_key="a/b.bin", dest_key="c.bin")
+    assert CopyRequest.from_wire(json.loads(json.dumps(single.to_wire()))) == single
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"chunk_size": 0}, "chunk_size must be between 1"),
+        ({"unknown_field": 1}, "not a copy request"),
+        ({"options": {"overwrite": "sometimes"}}, "overwrite must be one of"),
+        ({"selection": {"min_size": "lots"}}, "min_size"),
+    ],
+)
+def test_a_request_from_the_wire_is_checked_again(change: dict[str, Any], message: str) -> None:
+    wire = {**CopyRequest("src-bucket", "dst-bucket", source_prefix="").to_wire(), **change}
+    with pytest.raises(InvalidRequest, match=message):
+        CopyRequest.from_wire(wire)

@@ -24,8 +24,9 @@ from copy_control.fanout import Fanout
 from copy_control.partlog import ListingLog, MemoryLog
 from copy_control.planning import PartitionEnd, Plan, PlannedChunk
 from copy_control.request import CopyRequest
-from copy_control.runner import start_run, wait_for_run
+from copy_control.runner import start_run
 from copy_control.sources import PrefixSource
+from copy_control.waiting import wait_for_run
 from copy_workers.runstate import RunStore, connect
 from devstack.servers import RedisServer, Worker
 from tests.e2e.conftest import all_keys, run_cli, seed

@@ -1,0 +1,65 @@
+"""Listing in the worker pool (``s3fanout copy --list-in-pool``): the CLI only submits the run.
+
+A CLI process that lists must first load boto3 and build an S3 client: about 0.35 s of CPU
+before its first request, which a copy of a few thousand objects pays again per object. A
+worker has both already. So the CLI sends the whole request as one task; a worker lists and
+dispatches it with ``runner.start_run``, the code the CLI and the operator run themselves, and
+if it stops, records why for the CLI that waits. The CLI then needs Redis but no AWS access.
+
+Nothing else changes: the listing is recorded in Redis as it goes, so a listing task delivered
+again (its worker died) or a repeated command carries on from the recorded cursors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from copy_control.request import CopyRequest, InvalidRequest, check_same_request
+from copy_workers.contract import LIST_TASK_NAME, QUEUE
+from copy_workers.runstate import RunStore
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from copy_workers.aws import ClientFactory
+
+log = logging.getLogger(__name__)
+
+
+def submit(request: CopyRequest, run_id: str, store: RunStore, app: Celery) -> None:
+    """Hand run ``run_id`` to the pool to list; InvalidRequest if the id is another copy's."""
+    check_same_request(store.run_hash(run_id), request, run_id)
+    store.clear_listing_error(run_id)
+    app.send_task(
+        LIST_TASK_NAME,
+        kwargs={"run_id": run_id, "request": request.to_wire()},
+        queue=QUEUE,
+        argsrepr="()",
+        kwargsrepr=run_id,
+    )
+
+
+def list_run(
+    run_id: str, wire: Mapping[str, Any], clients: ClientFactory, store: RunStore, app: Celery
+) -> None:
+    """A worker's part: list and dispatch the run, or record why it could not."""
+    # Imported here: only a worker that takes a listing task needs the listing machinery.
+    from copy_control.runner import start_run  # noqa: PLC0415
+    from copy_workers.errors import classify  # noqa: PLC0415
+
+    try:
+        request = CopyRequest.from_wire(wire)
+        report = start_run(
+            request, run_id, clients.s3(request.listing_identity(run_id)), store, app
+        )
+    except InvalidRequest as exc:
+        log.warning("run not listed: bad input", extra={"reason": str(exc)})
+        store.record_listing_error(run_id, str(exc), bad_input=True)
+    except Exception as exc:  # recorded for the CLI; a repeated command resumes the listing
+        error = classify(exc)
+        log.exception("listing stopped", extra={"error_code": error.code})
+        store.record_listing_error(run_id, f"{error.code}: {error.message}", bad_input=False)
+    else:
+        log.info("listed", extra={"chunks": report.chunks_sent, "status": report.status})
