@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--concurrency", type=int, default=2, help="s3fanout pool processes (default 2)")
     add("--chunk-size", type=int, default=250, help="s3fanout keys per task (default 250)")
     add("--keys-in-flight", type=int, default=None, help="s3fanout copies at once per chunk")
+    add(
+        "--listing",
+        choices=("pool", "cli"),
+        default="pool",
+        help="where s3fanout lists: in a worker (copy --list-in-pool; default) or in the CLI",
+    )
     add("--scaleout", default="1,2,4", help="worker processes of the scaleout rows (1,2,4)")
     add(
         "--scaleout-by",
@@ -95,6 +101,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         scaleout_by=args.scaleout_by,
         chunk_size=args.chunk_size,
         keys_in_flight=args.keys_in_flight,
+        listing=args.listing,
         latency_ms=args.latency_ms,
         large_objects=args.large_objects,
         large_size=parse_size(args.large_size, "--large-size"),

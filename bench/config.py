@@ -76,6 +76,7 @@ class BenchConfig:
     scaleout_by: str = "concurrency"  # or "instances": separate Celery workers of 1 process
     chunk_size: int = 250
     keys_in_flight: int | None = None  # None: the worker's default
+    listing: str = "pool"  # s3fanout copy --list-in-pool; or "cli": the CLI lists
     latency_ms: float = 20.0
     large_objects: int = 3
     large_size: int = 40 * MiB
@@ -96,6 +97,8 @@ class BenchConfig:
             raise ValueError("--large-objects must be fewer than --objects")
         if self.scaleout_by not in ("concurrency", "instances"):
             raise ValueError("--scaleout-by is 'concurrency' or 'instances'")
+        if self.listing not in ("pool", "cli"):
+            raise ValueError("--listing is 'pool' or 'cli'")
 
     def scaleout_shapes(self) -> list[WorkerShape]:
         """The worker layouts of the scaleout variant, one row each."""

@@ -165,8 +165,17 @@ def boto3(target: Target, scratch: Path) -> Command:
     return Command(argv, tool_env())
 
 
-def s3fanout_cli(target: Target, redis_url: str, chunk_size: int, timeout_s: float) -> Command:
-    """``s3fanout copy --recursive --json``: lists, dispatches to the workers, waits."""
+def s3fanout_cli(
+    target: Target,
+    redis_url: str,
+    chunk_size: int,
+    timeout_s: float,
+    list_in_pool: bool = False,
+) -> Command:
+    """``s3fanout copy --recursive --json``: lists (or, with ``list_in_pool``, has a worker
+    list), dispatches to the workers, waits."""
+    # A worker lists with its own endpoint (the workers are started with the target's).
+    where = ["--list-in-pool"] if list_in_pool else ["--endpoint-url", target.endpoint_url]
     argv = [
         str(Path(sys.executable).parent / "s3fanout"),
         "copy",
@@ -176,8 +185,7 @@ def s3fanout_cli(target: Target, redis_url: str, chunk_size: int, timeout_s: flo
         "--json",
         "--redis-url",
         redis_url,
-        "--endpoint-url",
-        target.endpoint_url,
+        *where,
         "--chunk-size",
         str(chunk_size),
         "--timeout",

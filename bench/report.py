@@ -141,7 +141,12 @@ def markdown(
     lines += [
         "",
         f"Median of {config['repeats']} runs per row; {config['objects']} objects of "
-        f"{config['sizes']} (seed {config['seed']}); MB = 10^6 bytes.",
+        f"{config['sizes']} (seed {config['seed']}); MB = 10^6 bytes. s3fanout lists "
+        + (
+            "in a worker (`copy --list-in-pool`)."
+            if config.get("listing", "cli") == "pool"
+            else "in the CLI process."
+        ),
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
         f"{machine['memory_total']} memory, Linux {machine['kernel']}; "
         "S3 = SeaweedFS on loopback.",

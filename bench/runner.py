@@ -170,7 +170,11 @@ def _run_s3fanout(
     """Fresh workers for the run, warmed up; then only the measured copy counts."""
     shape = slot.spec.shape or stage.config.workers
     command = peers.s3fanout_cli(
-        target, stage.redis.url, stage.config.chunk_size, stage.config.timeout_s
+        target,
+        stage.redis.url,
+        stage.config.chunk_size,
+        stage.config.timeout_s,
+        list_in_pool=stage.config.listing == "pool",
     )
     extra_env = {}
     if stage.config.keys_in_flight is not None:
@@ -223,7 +227,9 @@ def _warm_up(stage: Stage, endpoint_url: str, scratch: Path) -> None:
         DEST_BUCKET,
         f"warmup/{scratch.name}/",
     )
-    command = peers.s3fanout_cli(target, stage.redis.url, 1, stage.config.timeout_s)
+    command = peers.s3fanout_cli(
+        target, stage.redis.url, 1, stage.config.timeout_s, stage.config.listing == "pool"
+    )
     finished = run_measured(
         command.argv, command.env, scratch, "warmup", stage.config.timeout_s + 30
     )
