@@ -16,8 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from copy_control.request import CopyRequest, InvalidRequest, check_same_request
-from copy_workers.contract import LIST_TASK_NAME, QUEUE
+from copy_control.request import CopyRequest, InvalidRequest, check_run_id, check_same_request
+from copy_workers.contract import LIST_TASK_NAME, QUEUE, ContractError
 from copy_workers.runstate import RunStore
 
 if TYPE_CHECKING:
@@ -44,11 +44,18 @@ def submit(request: CopyRequest, run_id: str, store: RunStore, app: Celery) -> N
 def list_run(
     run_id: str, wire: Mapping[str, Any], clients: ClientFactory, store: RunStore, app: Celery
 ) -> None:
-    """A worker's part: list and dispatch the run, or record why it could not."""
+    """A worker's part: list and dispatch the run, or record why it could not.
+
+    ContractError if ``run_id`` is not a run id: nothing is recorded under a malformed key.
+    """
     # Imported here: only a worker that takes a listing task needs the listing machinery.
     from copy_control.runner import start_run  # noqa: PLC0415
     from copy_workers.errors import classify  # noqa: PLC0415
 
+    try:
+        check_run_id(run_id)
+    except InvalidRequest as exc:
+        raise ContractError(str(exc)) from None
     try:
         request = CopyRequest.from_wire(wire)
         report = start_run(

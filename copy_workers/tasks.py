@@ -89,10 +89,14 @@ def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
 @app.task(name=LIST_TASK_NAME)
 def list_run_task(run_id: str, request: dict[str, Any]) -> None:
     """List a run's source and dispatch its chunks (``s3fanout copy --list-in-pool``)."""
-    if not isinstance(run_id, str) or not isinstance(request, dict):
-        raise Reject("malformed listing message", requeue=False)
-    with logs.bound(run_id):
-        list_run(run_id, request, PROCESS.clients, PROCESS.store, app)
+    try:
+        if not isinstance(run_id, str) or not isinstance(request, dict):
+            raise ContractError("a listing message has a run id and a request object")
+        with logs.bound(run_id):
+            list_run(run_id, request, PROCESS.clients, PROCESS.store, app)
+    except ContractError as exc:  # rejected, not retried: it never gets better
+        log.error("rejected malformed listing message", extra={"reason": str(exc)})
+        raise Reject(str(exc), requeue=False) from exc
 
 
 def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: dict[str, Any], kind: str) -> M:
