@@ -28,6 +28,7 @@ from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_control.dispatch import producer_app
+from copy_control.pool_listing import submit
 from copy_control.request import (
     DEFAULT_LISTING_CONCURRENCY,
     CopyRequest,
@@ -37,7 +38,7 @@ from copy_control.request import (
 from copy_control.runner import dry_run, start_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size
-from copy_control.waiting import RunTimeout, wait_for_run
+from copy_control.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_workers.aws import ClientFactory
 from copy_workers.broker import DEFAULT_REDIS_URL
 from copy_workers.contract import RunStatus, RunSummary
@@ -108,6 +109,10 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
     :param modified_after: copy objects last modified at or after this time (ISO 8601);
         ``modified_before``: before it
     :param dry_run: list, filter and plan, and return what would be copied; copies nothing
+    :param list_in_pool: a worker lists the source and dispatches the chunks (as
+        ``s3fanout copy --list-in-pool``): the task waits (or defers) at once instead of
+        listing millions of keys in its slot, and needs no AWS connection; bad input the worker
+        finds fails the task like bad input found here. A dry run still lists in the task.
     :param listing_concurrency: key ranges (or manifest files) listed at once
     :param source_role_arn: role the workers assume to read the source (the operator lists
         with it too, from the ``aws_conn_id`` connection's credentials)
@@ -183,6 +188,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         modified_after: str | datetime | None = None,
         modified_before: str | datetime | None = None,
         dry_run: bool = False,
+        list_in_pool: bool = False,
         listing_concurrency: int = DEFAULT_LISTING_CONCURRENCY,
         source_role_arn: str | None = None,
         dest_role_arn: str | None = None,
@@ -234,6 +240,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         self.modified_before = modified_before
         # BaseOperator has a dry_run() method of its own: keep the flag under another name.
         self.plan_only = dry_run
+        self.list_in_pool = list_in_pool
         self.listing_concurrency = listing_concurrency
         self.source_role_arn = source_role_arn
         self.dest_role_arn = dest_role_arn
@@ -321,7 +328,10 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             if found is not None and found.is_final:
                 self.log.info("Run %s ended (%s): re-attaching to it", run_id, found.status)
                 return self._finish(client, found)
-            self._dispatch(request, run_id, store, url, resuming=found is not None)
+            if self.list_in_pool:
+                self._submit(request, run_id, store, url)
+            else:
+                self._dispatch(request, run_id, store, url, resuming=found is not None)
             if self.deferrable:
                 self._defer(run_id)
             return self._finish(client, self._wait(store, run_id))
@@ -338,6 +348,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             raise AirflowException(self._timeout_message(result.run_id))
         if result.status == "error":
             raise AirflowException(f"Run {result.run_id}: {result.message}")
+        if result.status == "invalid":  # the listing worker found bad input: no retry helps
+            raise AirflowFailException(f"Run {result.run_id}: {result.message}")
         assert result.summary is not None  # from_payload guarantees it for final statuses
         url = self._redis_url()
         self._attached = (url, result.run_id)
@@ -410,6 +422,13 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         what = "re-attached to the run in progress" if resuming else "started"
         self.log.info("Run %s %s: %d chunks dispatched", run_id, what, report.chunks_sent)
 
+    def _submit(self, request: CopyRequest, run_id: str, store: RunStore, url: str) -> None:
+        try:
+            submit(request, run_id, store, producer_app(url))
+        except InvalidRequest as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info("Run %s handed to the pool: a worker lists and dispatches it", run_id)
+
     def _defer(self, run_id: str) -> None:
         trigger = S3FanoutRunTrigger(
             run_id=run_id,
@@ -419,6 +438,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             progress_interval=self.progress_interval,
             deadline=None if self.timeout is None else time.time() + self.timeout,
             cancel_on_kill=self.cancel_on_kill,
+            listed_by_worker=self.list_in_pool,
         )
         self.log.info(
             "Run %s: deferring until it ends (`s3fanout cancel %s` stops it)", run_id, run_id
@@ -434,11 +454,16 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
                 poll_s=self.poll_interval,
                 timeout_s=self.timeout,
                 on_progress=ProgressLog(self.log, self.progress_interval),
+                listed_by_worker=self.list_in_pool,
             )
         except RunTimeout as exc:
             raise AirflowException(self._timeout_message(run_id)) from exc
-        except InvalidRequest as exc:  # the run vanished from Redis
+        except ListingFailed as exc:  # a retry resumes the listing
             raise AirflowException(str(exc)) from exc
+        except InvalidRequest as exc:
+            if self.list_in_pool:  # bad input the listing worker found
+                raise AirflowFailException(str(exc)) from exc
+            raise AirflowException(str(exc)) from exc  # the run vanished from Redis
 
     def _timeout_message(self, run_id: str) -> str:
         return (

@@ -24,11 +24,17 @@ from airflow_plugin.connections import aresolve_redis_url, url_has_secret
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run
 from copy_workers.contract import ContractError, RunStatus, RunSummary
-from copy_workers.runstate import end_watch_async, read_summary_async
+from copy_workers.runstate import (
+    ListingError,
+    end_watch_async,
+    read_listing_error_async,
+    read_summary_async,
+)
 
 # Redis may be restarted under a long run: readings that fail are retried for this long.
 REDIS_OUTAGE_S = 300.0
-EVENT_STATUSES = ("success", "failed", "cancelled", "timeout", "error")
+# "invalid": the worker that listed the run found the request wrong (list_in_pool).
+EVENT_STATUSES = ("success", "failed", "cancelled", "timeout", "error", "invalid")
 _FINAL: dict[str, str] = {
     RunStatus.SUCCEEDED: "success",
     RunStatus.FAILED: "failed",
@@ -83,6 +89,8 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
     :param deadline: Unix time after which the wait ends with a "timeout" event (an
         absolute time, so a trigger restarted by another triggerer keeps the same limit)
     :param cancel_on_kill: cancel the run when a user kills the deferred task
+    :param listed_by_worker: a worker lists the run (the operator's ``list_in_pool``): until it
+        has created the run there is none to read, and a listing it could not do ends the wait
 
     Cancellation is the one write, and only for a user's action: Airflow 3.x calls
     ``on_kill``; Airflow 2.10 only removes the trigger, so ``cleanup`` cancels when the task
@@ -100,6 +108,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL_S,
         deadline: float | None = None,
         cancel_on_kill: bool = True,
+        listed_by_worker: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         if bool(redis_conn_id) == bool(redis_url):
@@ -116,6 +125,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         self.progress_interval = progress_interval
         self.deadline = deadline
         self.cancel_on_kill = cancel_on_kill
+        self.listed_by_worker = listed_by_worker
         self._event_sent = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -129,6 +139,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
                 "progress_interval": self.progress_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
+                "listed_by_worker": self.listed_by_worker,
             },
         )
 
@@ -194,6 +205,9 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         failing_since: float | None = None
         while True:
             try:
+                listing = None
+                if self.listed_by_worker:
+                    listing = await read_listing_error_async(client, self.run_id)
                 summary = await read_summary_async(client, self.run_id)
                 failing_since = None
             except (RedisError, OSError) as exc:
@@ -202,17 +216,28 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
                     return RunEvent("error", self.run_id, summary, f"Redis unreachable: {exc}")
                 self.log.warning("Run %s: cannot read its state (%s); retrying", self.run_id, exc)
             else:
-                if summary is None:
+                if listing is not None:
+                    return _listing_event(self.run_id, listing, summary)
+                if summary is None and not self.listed_by_worker:
                     message = f"no run {self.run_id!r} in Redis (wrong Redis, or it expired)"
                     return RunEvent("error", self.run_id, message=message)
-                progress(summary)
-                if summary.is_final:
-                    return RunEvent(_FINAL[summary.status], self.run_id, summary)
+                if summary is not None:
+                    progress(summary)
+                    if summary.is_final:
+                        return RunEvent(_FINAL[summary.status], self.run_id, summary)
             if self.deadline is not None and time.time() >= self.deadline:
                 message = f"run {self.run_id} had not ended by the deadline (it goes on)"
                 return RunEvent("timeout", self.run_id, summary, message)
             left = None if self.deadline is None else self.deadline - time.time()
             await pause(self.poll_interval if left is None else min(self.poll_interval, left))
+
+
+def _listing_event(run_id: str, error: ListingError, summary: RunSummary | None) -> RunEvent:
+    """The event of a run whose listing worker stopped: bad input, or another error."""
+    if error.bad_input:
+        return RunEvent("invalid", run_id, summary, error.message)
+    message = f"the worker listing the run stopped: {error.message} (a retry resumes it)"
+    return RunEvent("error", run_id, summary, message)
 
 
 def _timed_out(ti: Any) -> bool:

@@ -308,11 +308,7 @@ class RunStore:
 
     def listing_error(self, run_id: str) -> ListingError | None:
         """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
-        raw = self._redis.get(RunKeys(run_id).listing_error)
-        if raw is None:
-            return None
-        record = json.loads(raw)
-        return ListingError(str(record["message"]), bool(record["bad_input"]))
+        return _listing_error(self._redis.get(RunKeys(run_id).listing_error))
 
     def clear_listing_error(self, run_id: str) -> None:
         """Forget a previous listing's error: the run is being listed again."""
@@ -386,6 +382,18 @@ async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSum
     if not run_hash:
         return None
     return summarize(run_id, _decoded(run_hash), [_text(f) for f in failures], time.time())
+
+
+async def read_listing_error_async(client: redis.asyncio.Redis, run_id: str) -> ListingError | None:
+    """The same as ``RunStore.listing_error``, read without blocking an event loop."""
+    return _listing_error(await client.get(RunKeys(run_id).listing_error))
+
+
+def _listing_error(raw: str | bytes | None) -> ListingError | None:
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    return ListingError(str(record["message"]), bool(record["bad_input"]))
 
 
 @contextlib.asynccontextmanager

@@ -161,6 +161,12 @@ def test_timeouts_errors_and_bad_events_fail_the_try(event, error: str) -> None:
     assert not isinstance(raised.value, AirflowFailException)  # a retry may help
 
 
+def test_bad_input_found_by_the_listing_worker_fails_the_task_for_good() -> None:
+    event = {"status": "invalid", "run_id": "af-1", "message": "source bucket 'x' does not exist"}
+    with pytest.raises(AirflowFailException, match="source bucket 'x' does not exist"):
+        operator(list_in_pool=True).execute_complete(fake_context(), event=event)
+
+
 @dataclass
 class FakeDataset:
     namespace: str

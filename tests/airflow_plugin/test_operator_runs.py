@@ -220,3 +220,57 @@ def test_a_deferred_wait_times_out_and_the_retry_re_attaches(
     assert final(store, run_id).status == RunStatus.SUCCEEDED
     summary = make_operator(redis_srv.url, src, dst, deferrable=True).execute(context)
     assert (summary["run_id"], summary["objects_copied"]) == (run_id, N)
+
+
+def _no_s3(self: Any) -> Any:
+    raise AssertionError("the operator built an S3 client: with list_in_pool it lists nothing")
+
+
+def test_listed_in_the_pool_the_task_only_submits_and_reports_the_copy(
+    worker: Worker, redis_srv: RedisServer, buckets, dispatches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, src, dst = buckets
+    monkeypatch.setattr(S3CrossAccountCopyOperator, "_client_factory", _no_s3)
+    summary = make_operator(redis_srv.url, src, dst, list_in_pool=True).execute(fake_context())
+    assert dispatches == []  # the worker ran start_run, not the task
+    assert (summary["status"], summary["objects_copied"]) == (RunStatus.SUCCEEDED, N)
+    copied = s3.list_objects_v2(Bucket=dst, Prefix="copied/")["Contents"]
+    assert sorted(o["Key"] for o in copied) == [f"copied/file-{i}.txt" for i in range(N)]
+
+
+def test_listed_in_the_pool_and_deferred_the_trigger_waits_for_the_worker(
+    worker: Worker, redis_conn_id: str, buckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, src, dst = buckets
+    monkeypatch.setattr(S3CrossAccountCopyOperator, "_client_factory", _no_s3)
+    context = fake_context()
+    op = make_operator(
+        None, src, dst, redis_conn_id=redis_conn_id, list_in_pool=True, deferrable=True
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    _, kwargs = deferred.value.trigger.serialize()
+    assert kwargs["listed_by_worker"] is True
+    event = run_trigger(deferred.value.trigger)
+    summary = op.execute_complete(context, event=event.payload)
+    assert (summary["status"], summary["objects_copied"]) == (RunStatus.SUCCEEDED, N)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_bad_input_found_by_the_listing_worker_fails_the_task_for_good(
+    worker: Worker, redis_srv: RedisServer, store: RunStore, buckets, deferrable: bool
+) -> None:
+    _, _, dst = buckets
+    context = fake_context()
+    missing = f"af-missing-{uuid.uuid4().hex[:6]}"
+    op = make_operator(redis_srv.url, missing, dst, list_in_pool=True, deferrable=deferrable)
+    with pytest.raises(AirflowFailException, match=f"source bucket '{missing}' does not exist"):
+        if not deferrable:
+            op.execute(context)
+        else:
+            with pytest.raises(TaskDeferred) as deferred:
+                op.execute(context)
+            event = run_trigger(deferred.value.trigger)
+            assert event.payload["status"] == "invalid"
+            op.execute_complete(context, event=event.payload)
+    assert store.summary(run_id_for(context)) is None  # no run was created

@@ -21,8 +21,15 @@ from airflow_plugin.runs import current_run_id
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_workers.contract import KeyStatus, RunStatus, RunSummary
 from copy_workers.runstate import RunStore, connect, read_summary_async
-from devstack.servers import RedisServer, free_port, redis_server
-from tests.airflow_plugin.helpers import first_event, new_run, record_all, run_trigger, status_of
+from devstack.servers import RedisServer, free_port, redis_server, wait_until
+from tests.airflow_plugin.helpers import (
+    InThread,
+    first_event,
+    new_run,
+    record_all,
+    run_trigger,
+    status_of,
+)
 
 CLASSPATH = "airflow_plugin.triggers.S3FanoutRunTrigger"
 PASSWORD = "s3cret-pw"  # RedisServer.url does not quote it (quoting: test_connections.py)
@@ -65,6 +72,7 @@ def test_serialize_is_the_classpath_and_plain_kwargs() -> None:
             "progress_interval": 30.0,
             "deadline": 1800000000.5,
             "cancel_on_kill": True,
+            "listed_by_worker": False,
         },
     )
 
@@ -161,6 +169,41 @@ def test_a_missing_run_is_an_error_event(redis_srv: RedisServer) -> None:
         "summary": None,
         "message": "no run 'af-no-such-run' in Redis (wrong Redis, or it expired)",
     }
+
+
+def test_a_run_a_worker_lists_is_waited_for_until_it_exists(
+    redis_srv: RedisServer, store: RunStore, readings: list[str]
+) -> None:
+    run_id = f"af-pool-{uuid.uuid4().hex[:6]}"
+
+    def list_and_end() -> None:
+        wait_until(lambda: len(readings) >= 2, 30, "the trigger to read a missing run")
+        store.create_run(run_id, {}, max_failures=0)
+        store.finish_listing(run_id)  # no keys: the run succeeds at once
+
+    lister = InThread(list_and_end)
+    event = run_trigger(trigger_for(redis_srv.url, run_id, listed_by_worker=True))
+    lister.join()
+    assert event.payload["status"] == "success"
+    assert readings[:2] == ["none", "none"]
+
+
+@pytest.mark.parametrize(
+    ("bad_input", "status", "message"),
+    [
+        (True, "invalid", "source bucket 'gone' does not exist"),
+        (False, "error", "the worker listing the run stopped: SlowDown: later (a retry resumes"),
+    ],
+)
+def test_a_listing_the_worker_could_not_do_ends_the_wait(
+    redis_srv: RedisServer, store: RunStore, bad_input: bool, status: str, message: str
+) -> None:
+    run_id = f"af-pool-{uuid.uuid4().hex[:6]}"
+    reason = "source bucket 'gone' does not exist" if bad_input else "SlowDown: later"
+    store.record_listing_error(run_id, reason, bad_input)
+    event = run_trigger(trigger_for(redis_srv.url, run_id, listed_by_worker=True))
+    assert event.payload["status"] == status
+    assert message in event.payload["message"]
 
 
 def test_an_unreachable_redis_is_retried_then_an_error_event(
