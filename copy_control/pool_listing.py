@@ -7,13 +7,19 @@ dispatches it with ``runner.start_run``, the code the CLI and the operator run t
 if it stops, records why for the CLI that waits. The CLI then needs Redis but no AWS access.
 
 Nothing else changes: the listing is recorded in Redis as it goes, so a listing task delivered
-again (its worker died) or a repeated command carries on from the recorded cursors.
+again (its worker died) or a repeated command carries on from the recorded cursors. One worker
+lists a run at a time: it holds a lease in Redis, renewed while it lists, and a listing task
+that finds the lease held leaves the run to its holder (two listers would send the same chunks
+twice: counted once, but copied twice while both are in flight).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from copy_control.request import CopyRequest, InvalidRequest, check_run_id, check_same_request
@@ -26,6 +32,9 @@ if TYPE_CHECKING:
     from copy_workers.aws import ClientFactory
 
 log = logging.getLogger(__name__)
+
+# A lister that dies loses the run after this long; a live one renews it every third of it.
+LEASE_S = 30.0
 
 
 def submit(request: CopyRequest, run_id: str, store: RunStore, app: Celery) -> None:
@@ -48,14 +57,25 @@ def list_run(
 
     ContractError if ``run_id`` is not a run id: nothing is recorded under a malformed key.
     """
-    # Imported here: only a worker that takes a listing task needs the listing machinery.
-    from copy_control.runner import start_run  # noqa: PLC0415
-    from copy_workers.errors import classify  # noqa: PLC0415
-
     try:
         check_run_id(run_id)
     except InvalidRequest as exc:
         raise ContractError(str(exc)) from None
+    token = uuid.uuid4().hex
+    if not store.take_listing(run_id, token, LEASE_S):
+        log.info("run already being listed by another worker: left to it")
+        return
+    with _leased(store, run_id, token):
+        _list(run_id, wire, clients, store, app)
+
+
+def _list(
+    run_id: str, wire: Mapping[str, Any], clients: ClientFactory, store: RunStore, app: Celery
+) -> None:
+    # Imported here: only a worker that takes a listing task needs the listing machinery.
+    from copy_control.runner import start_run  # noqa: PLC0415
+    from copy_workers.errors import classify  # noqa: PLC0415
+
     try:
         request = CopyRequest.from_wire(wire)
         report = start_run(
@@ -70,3 +90,29 @@ def list_run(
         store.record_listing_error(run_id, f"{error.code}: {error.message}", bad_input=False)
     else:
         log.info("listed", extra={"chunks": report.chunks_sent, "status": report.status})
+
+
+@contextlib.contextmanager
+def _leased(store: RunStore, run_id: str, token: str) -> Iterator[None]:
+    """Renew the listing lease in the background until the block ends, then give it up."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LEASE_S / 3):
+            try:
+                if not store.keep_listing(run_id, token, LEASE_S):
+                    log.warning("listing lease lost: another worker may list this run too")
+            except Exception:  # Redis is away: the listing itself will say so
+                log.warning("cannot renew the listing lease", exc_info=True)
+
+    renewer = threading.Thread(target=renew, name=f"lease-{run_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
+        try:
+            store.end_listing(run_id, token)
+        except Exception:  # it expires by itself
+            log.warning("cannot end the listing lease", exc_info=True)

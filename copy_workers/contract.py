@@ -420,6 +420,11 @@ class RunKeys:
         return self.run
 
     @property
+    def lister(self) -> str:
+        """String: the token of the worker listing the run, while it lists (a lease)."""
+        return f"{self.base}:lister"
+
+    @property
     def listing_error(self) -> str:
         """String: why a worker could not list the run (JSON: message, bad_input)."""
         return f"{self.base}:listing-error"

@@ -77,6 +77,18 @@ return 'created'
 """
 )
 
+# KEYS: lister. ARGV: token, ttl in ms. Extends the lease if ``token`` holds it; 1 if it did.
+_KEEP_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: lister. ARGV: token. Ends the lease if ``token`` holds it.
+_END_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 # KEYS: run, dispatched. ARGV: ttl, chunk_id, n_items, n_bytes.
 # Returns 1 if newly registered, 0 if already known, -1 if the run no longer takes chunks.
 _REGISTER_CHUNK = (
@@ -223,6 +235,8 @@ class RunStore:
         self._finish = client.register_script(_FINISH_LISTING)
         self._cancel = client.register_script(_CANCEL)
         self._record = client.register_script(_RECORD)
+        self._keep_lease = client.register_script(_KEEP_LEASE)
+        self._end_lease = client.register_script(_END_LEASE)
 
     @property
     def client(self) -> redis.Redis:
@@ -309,6 +323,20 @@ class RunStore:
     def listing_error(self, run_id: str) -> ListingError | None:
         """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
         return _listing_error(self._redis.get(RunKeys(run_id).listing_error))
+
+    def take_listing(self, run_id: str, token: str, lease_s: float) -> bool:
+        """Become the run's one lister for ``lease_s`` (renew with ``keep_listing``); or not."""
+        key = RunKeys(run_id).lister
+        return bool(self._redis.set(key, token, nx=True, px=int(lease_s * 1000)))
+
+    def keep_listing(self, run_id: str, token: str, lease_s: float) -> bool:
+        """Extend the lease ``token`` holds; False if it expired or another lister took it."""
+        keys = [RunKeys(run_id).lister]
+        return bool(self._keep_lease(keys=keys, args=[token, int(lease_s * 1000)]))
+
+    def end_listing(self, run_id: str, token: str) -> None:
+        """Give the lease up (if ``token`` still holds it)."""
+        self._end_lease(keys=[RunKeys(run_id).lister], args=[token])
 
     def clear_listing_error(self, run_id: str) -> None:
         """Forget a previous listing's error: the run is being listed again."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import pytest
 from botocore.exceptions import NoCredentialsError
 
+from copy_control import pool_listing
 from copy_control.pool_listing import list_run
 from copy_control.request import CopyRequest
+from copy_control.runner import DispatchReport
 from copy_workers.contract import ContractError, RunKeys
 from copy_workers.runstate import RunStore, connect
 from devstack.servers import RedisServer
@@ -45,6 +48,7 @@ def test_a_request_that_is_not_one_is_recorded_as_bad_input(store: RunStore) -> 
     assert error is not None and error.bad_input
     assert "chunk_size must be between 1" in error.message
     assert not store.client.exists(RunKeys(run_id).run)
+    assert not store.client.exists(RunKeys(run_id).lister)  # given up after the error too
 
 
 def test_a_listing_that_fails_is_recorded_with_its_error_code(store: RunStore) -> None:
@@ -53,3 +57,37 @@ def test_a_listing_that_fails_is_recorded_with_its_error_code(store: RunStore) -
     error = store.listing_error(run_id)
     assert error is not None and not error.bad_input
     assert error.message.startswith("NoCredentialsError: Unable to locate credentials")
+
+
+def test_a_run_another_worker_is_listing_is_left_to_it(store: RunStore) -> None:
+    run_id = f"pool-{uuid.uuid4().hex[:8]}"
+    assert store.take_listing(run_id, "the-other-worker", 30)
+    list_run(run_id, _request(), _NoCredentials(), store, app=None)  # type: ignore[arg-type]
+    assert store.listing_error(run_id) is None  # it did not try: no client, no error
+    assert store.client.get(RunKeys(run_id).lister) == "the-other-worker"
+    assert not store.take_listing(run_id, "a-third-worker", 30)
+
+
+def test_the_lease_is_kept_while_listing_and_given_up_after(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = f"pool-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(pool_listing, "LEASE_S", 0.3)
+    held: list[bool] = []
+
+    def slow_listing(request: Any, run: str, *rest: Any) -> DispatchReport:
+        for _ in range(4):  # 1.2 s: four times the lease, renewed every 0.1 s
+            time.sleep(0.3)
+            held.append(bool(store.client.exists(RunKeys(run).lister)))
+        return DispatchReport(run, "succeeded", 0, resumed=False)
+
+    monkeypatch.setattr("copy_control.runner.start_run", slow_listing)
+
+    class _Clients:
+        def s3(self, identity: Any = None) -> Any:
+            return None
+
+    list_run(run_id, _request(), _Clients(), store, app=None)  # type: ignore[arg-type]
+    assert held == [True] * 4
+    assert not store.client.exists(RunKeys(run_id).lister)
+    assert store.listing_error(run_id) is None
