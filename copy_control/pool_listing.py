@@ -78,6 +78,12 @@ def _list(
 
     try:
         request = CopyRequest.from_wire(wire)
+        if store.cancel_requested(run_id):
+            # Cancelled while this task waited in the queue (an Airflow task killed): the run
+            # is created only to end it cancelled, so that whoever waits for it sees the end.
+            store.create_run(run_id, request.describe(), request.max_failures)
+            log.info("cancelled before listing", extra={"status": store.request_cancel(run_id)})
+            return
         report = start_run(
             request, run_id, clients.s3(request.listing_identity(run_id)), store, app
         )

@@ -420,6 +420,11 @@ class RunKeys:
         return self.run
 
     @property
+    def cancel_requested(self) -> str:
+        """String: the run was cancelled before a worker had created it by listing it."""
+        return f"{self.base}:cancel-requested"
+
+    @property
     def lister(self) -> str:
         """String: the token of the worker listing the run, while it lists (a lease)."""
         return f"{self.base}:lister"

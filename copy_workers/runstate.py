@@ -122,12 +122,18 @@ return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
 """
 )
 
-# KEYS: run, dispatched, done. ARGV: ttl. Stops dispatching; chunks drain as 'cancelled'.
+# KEYS: run, dispatched, done, cancel_requested. ARGV: ttl. Stops dispatching; chunks drain as
+# 'cancelled'.
 _CANCEL = (
     _FINALIZE
     + """
 local status = redis.call('HGET', KEYS[1], 'status')
-if (not status) or is_final(status) then return status end
+if not status then
+  -- No run yet (a worker has still to list it): the worker finds this and ends it cancelled.
+  redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[1]))
+  return status
+end
+if is_final(status) then return status end
 redis.call('HSET', KEYS[1], 'status', 'cancelling', 'listing_done', '1')
 touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
 return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
@@ -282,10 +288,19 @@ class RunStore:
         return str(status) if status else None
 
     def request_cancel(self, run_id: str) -> str | None:
-        """Stop dispatch and make workers drop the run's remaining keys."""
+        """Stop dispatch and make workers drop the run's remaining keys.
+
+        A run that does not exist yet (a worker has still to list it) is marked, and the worker
+        that lists it ends it cancelled instead (``cancel_requested``).
+        """
         keys = RunKeys(run_id)
-        status = self._cancel(keys=[keys.run, keys.dispatched, keys.done], args=[self._ttl])
+        run_keys = [keys.run, keys.dispatched, keys.done, keys.cancel_requested]
+        status = self._cancel(keys=run_keys, args=[self._ttl])
         return str(status) if status else None
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether the run was cancelled before it existed (``request_cancel``)."""
+        return bool(self._redis.exists(RunKeys(run_id).cancel_requested))
 
     @contextlib.contextmanager
     def end_watch(self, run_id: str) -> Iterator[Callable[[float], None]]:

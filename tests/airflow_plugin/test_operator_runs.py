@@ -274,3 +274,34 @@ def test_bad_input_found_by_the_listing_worker_fails_the_task_for_good(
             assert event.payload["status"] == "invalid"
             op.execute_complete(context, event=event.payload)
     assert store.summary(run_id_for(context)) is None  # no run was created
+
+
+def test_killed_before_a_worker_lists_its_run_the_copy_never_starts(
+    worker: Worker, redis_srv: RedisServer, store: RunStore, buckets
+) -> None:
+    s3, src, dst = buckets
+    context = fake_context()
+    run_id = run_id_for(context)
+    op = make_operator(redis_srv.url, src, dst, list_in_pool=True)
+    with paused(worker.process.pid) as stopped:
+
+        def kill_while_queued() -> str | None:
+            # Once the task knows its run (just before it submits it; a kill in between is
+            # found by the listing worker all the same), while the paused pool cannot list it.
+            wait_until(lambda: op._attached is not None, 30, "the task to start its run")
+            op.on_kill()  # no run yet: a worker has still to list it
+            stopped.resume()
+            return status_of(store, run_id)
+
+        killer = InThread(kill_while_queued)
+        with pytest.raises(AirflowFailException, match="was cancelled"):
+            op.execute(context)
+        assert killer.join() is None
+    summary = store.summary(run_id)
+    assert summary is not None
+    assert (summary.status, summary.objects_listed, summary.objects_copied) == (
+        RunStatus.CANCELLED,
+        0,
+        0,
+    )
+    assert "Contents" not in s3.list_objects_v2(Bucket=dst)

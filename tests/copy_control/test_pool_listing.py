@@ -91,3 +91,13 @@ def test_the_lease_is_kept_while_listing_and_given_up_after(
     assert held == [True] * 4
     assert not store.client.exists(RunKeys(run_id).lister)
     assert store.listing_error(run_id) is None
+
+
+def test_a_run_cancelled_before_it_is_listed_ends_cancelled_unlisted(store: RunStore) -> None:
+    run_id = f"pool-{uuid.uuid4().hex[:8]}"
+    assert store.request_cancel(run_id) is None  # no run yet: marked
+    list_run(run_id, _request(), _NoCredentials(), store, app=None)  # type: ignore[arg-type]
+    assert store.listing_error(run_id) is None  # it listed nothing: no client was made
+    summary = store.summary(run_id)
+    assert summary is not None
+    assert (summary.status, summary.objects_listed) == ("cancelled", 0)
