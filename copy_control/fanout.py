@@ -11,7 +11,10 @@ no partition waits for them, the rest of the range is split (``keyranges.split_p
 range keeps the first part and the others become new partitions. The split is stored (the
 ``PartLog``) before the new partitions are queued, and a split boundary is always past every
 key the range has listed, so chunks already planned stay in their partition and a resumed
-run reads exactly the partitions the interrupted one had.
+run reads exactly the partitions the interrupted one had. A resumed partition is not split
+before it has planned its first chunk again: that chunk may have been registered by the
+interrupted run without its cursor being saved (the dispatcher died in between), and it must
+come back with the same keys under the same id, which a split below its end would cut.
 """
 
 from __future__ import annotations
@@ -75,11 +78,17 @@ class Fanout:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._idle = self._pending = self._next_id = 0
+        self._unsettled: set[str] = set()  # resumed partitions yet to plan their first chunk
         self.splits = 0
 
-    def run(self, parts: Sequence[Part]) -> bool:
-        """Read every unfinished partition; False if the sink stopped early."""
+    def run(self, parts: Sequence[Part], resumed: bool = False) -> bool:
+        """Read every unfinished partition; False if the sink stopped early.
+
+        ``resumed``: the partitions were recorded by an earlier dispatcher of the run.
+        """
         todo = [part for part in parts if not part.done]
+        if resumed:
+            self._unsettled = {part.pid for part in todo}
         self._next_id = max((_number(part.pid) for part in parts), default=0) + 1
         if not todo:
             return True
@@ -103,6 +112,8 @@ class Fanout:
         if self._concurrency < 2 or part.pages < PAGES_BEFORE_SPLIT:
             return
         with self._lock:
+            if part.pid in self._unsettled:
+                return
             wanted = self._idle - self._ready.qsize()
             if wanted <= 0:
                 return
@@ -156,6 +167,9 @@ class Fanout:
         try:
             entries = self._source.entries(part, self)
             for item in plan_partition(entries, part.pid, self._plan, part.cursor):
+                if isinstance(item, PlannedChunk):
+                    with self._lock:
+                        self._unsettled.discard(part.pid)
                 if not self._put(item):
                     return False
         except BaseException as exc:

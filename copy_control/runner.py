@@ -65,9 +65,10 @@ def start_run(
         if RunStatus(status).is_final or existing.get("listing_done") == "1":
             return DispatchReport(run_id, status, 0, resumed=bool(existing))
         part_log = ListingLog(store, run_id)
-        parts = part_log.load() or _start_parts(source, part_log)
+        recorded = part_log.load()
+        parts = recorded or _start_parts(source, part_log)
         sender = ChunkSender(app, store, run_id, request.job(run_id), part_log)
-        _fan_out(request, source, parts, sender, part_log, store, run_id)
+        _fan_out(request, source, parts, sender, part_log, store, run_id, bool(recorded))
     finally:
         source.close()
     final = store.finish_listing(run_id) or status
@@ -123,9 +124,10 @@ def _fan_out(
     part_log: ListingLog,
     store: RunStore,
     run_id: str,
+    resumed: bool,
 ) -> None:
     try:
-        if not _fanout(request, source, sender, part_log).run(parts):
+        if not _fanout(request, source, sender, part_log).run(parts, resumed):
             log.info("dispatch stopped: run %s was cancelled", run_id)
     except (ManifestError, ListingOrderError) as exc:
         # Found after dispatch began (a bad manifest row, an endpoint that lists out of S3's

@@ -125,15 +125,23 @@ class FakeApp:
         self.reprs.append(kwargsrepr)
 
 
-def _dispatch(store: RunStore, run_id: str, keys: list[str], app: FakeApp) -> None:
+def _dispatch(
+    store: RunStore,
+    run_id: str,
+    keys: list[str],
+    app: FakeApp,
+    plan: Plan | None = None,
+    concurrency: int = 8,
+) -> None:
+    """What runner.start_run does: the recorded partitions (a resume), or a first one."""
     log = ListingLog(store, run_id)
-    parts = log.load()
-    if not parts:
-        parts = [Part("p0", {"after": None, "end": None})]
+    recorded = log.load()
+    parts = recorded or [Part("p0", {"after": None, "end": None})]
+    if not recorded:
         log.save_parts(parts)
     sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), log)
     source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
-    Fanout(source, _plan(), sender, log, 8).run(parts)
+    Fanout(source, plan or _plan(), sender, log, concurrency).run(parts, bool(recorded))
 
 
 def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) -> None:
@@ -163,23 +171,36 @@ def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
     run_id = f"fan-{uuid.uuid4().hex[:8]}"
     keys = _keys(2000)
     store.create_run(run_id, {}, max_failures=0)
-    log = ListingLog(store, run_id)
-    parts = [Part("p0", {"after": None, "end": None})]
-    log.save_parts(parts)
     plan = Plan(lambda obj: not obj.key.endswith(".bin"), lambda key: key, 10)
-
-    def go(app: FakeApp) -> None:
-        part_log = ListingLog(store, run_id)
-        sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), part_log)
-        source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
-        Fanout(source, plan, sender, part_log, 4).run(part_log.load())
-
     with pytest.raises(ConnectionError):
-        go(FakeApp(die_after=20))
-    go(FakeApp())
+        _dispatch(store, run_id, keys, FakeApp(die_after=20), plan, concurrency=4)
+    _dispatch(store, run_id, keys, FakeApp(), plan, concurrency=4)
     filtered = sum(k.endswith(".bin") for k in keys)
     assert int(store.run_hash(run_id)["objects_filtered"]) == filtered
     assert int(store.run_hash(run_id)["objects_listed"]) == len(keys) - filtered
+
+
+def test_a_resumed_range_is_not_split_inside_the_chunk_it_may_have_sent(store: RunStore) -> None:
+    # p0's second chunk spans 200 filtered keys. The first dispatcher (one listing thread, so
+    # no splits) registers that chunk and dies before sending it and saving its cursor; the
+    # resumed one has idle threads and would split p0 after two pages, inside that chunk.
+    # Once seen in CI: the chunk came back shorter under the same id, its other keys went to
+    # another partition's chunk, and they were counted (and copied) twice.
+    keep = [f"data/a{i:03d}" for i in range(10)] + [f"data/c{i:03d}" for i in range(5)]
+    keep += [f"data/e{i:03d}" for i in range(30)]
+    keys = sorted(keep + [f"data/b{i:03d}.bin" for i in range(200)])
+    plan = Plan(lambda obj: not obj.key.endswith(".bin"), lambda key: key, 10)
+    run_id = f"fan-{uuid.uuid4().hex[:8]}"
+    store.create_run(run_id, {}, max_failures=0)
+    first, second = FakeApp(die_after=1), FakeApp()
+    with pytest.raises(ConnectionError):
+        _dispatch(store, run_id, keys, first, plan, concurrency=1)
+    _dispatch(store, run_id, keys, second, plan, concurrency=4)
+    chunks = {m["chunk_id"]: [item[0] for item in m["items"]] for m in second.sent}
+    assert chunks["p0-1"] == keep[10:20]  # what the first dispatcher registered as p0-1
+    sent = [key for m in first.sent + second.sent for key, *_ in m["items"]]
+    assert Counter(sent) == Counter(keep)
+    assert int(store.run_hash(run_id)["objects_listed"]) == len(keep)
 
 
 def test_an_endpoint_listing_out_of_order_stops_key_ranges() -> None:
