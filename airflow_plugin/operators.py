@@ -26,7 +26,7 @@ from airflow_plugin.lineage import operator_lineage
 from airflow_plugin.locations import Locations, resolve_locations
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
-from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
+from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger, listing_stopped
 from copy_control.dispatch import producer_app
 from copy_control.pool_listing import submit
 from copy_control.request import (
@@ -458,8 +458,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             )
         except RunTimeout as exc:
             raise AirflowException(self._timeout_message(run_id)) from exc
-        except ListingFailed as exc:  # a retry resumes the listing
-            raise AirflowException(str(exc)) from exc
+        except ListingFailed as exc:  # worded as the deferred wait words it: a retry resumes
+            raise AirflowException(f"Run {run_id}: {listing_stopped(exc.reason)}") from exc
         except InvalidRequest as exc:
             if self.list_in_pool:  # bad input the listing worker found
                 raise AirflowFailException(str(exc)) from exc

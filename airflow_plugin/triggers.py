@@ -232,12 +232,16 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
             await pause(self.poll_interval if left is None else min(self.poll_interval, left))
 
 
+def listing_stopped(reason: str) -> str:
+    """What a task says when the worker listing its run stopped (not for bad input)."""
+    return f"the worker listing the run stopped: {reason} (a retry resumes it)"
+
+
 def _listing_event(run_id: str, error: ListingError, summary: RunSummary | None) -> RunEvent:
     """The event of a run whose listing worker stopped: bad input, or another error."""
     if error.bad_input:
         return RunEvent("invalid", run_id, summary, error.message)
-    message = f"the worker listing the run stopped: {error.message} (a retry resumes it)"
-    return RunEvent("error", run_id, summary, message)
+    return RunEvent("error", run_id, summary, listing_stopped(error.message))
 
 
 def _timed_out(ti: Any) -> bool:

@@ -20,7 +20,17 @@ class RunTimeout(TimeoutError):
 
 
 class ListingFailed(RuntimeError):
-    """The worker that listed the run stopped before the end of the listing (not bad input)."""
+    """The worker that listed the run stopped before the end of the listing (not bad input).
+
+    ``reason`` is the worker's own account; the message adds how to resume from the CLI.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(
+            f"the worker listing run {run_id} stopped: {reason}; repeat the command "
+            f"with --run-id {run_id} to resume it"
+        )
+        self.reason = reason
 
 
 def wait_for_run(
@@ -71,7 +81,4 @@ def _raise_listing_error(store: RunStore, run_id: str) -> None:
         return
     if error.bad_input:
         raise InvalidRequest(error.message)
-    raise ListingFailed(
-        f"the worker listing run {run_id} stopped: {error.message}; repeat the command "
-        f"with --run-id {run_id} to resume it"
-    )
+    raise ListingFailed(run_id, error.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +166,18 @@ def test_bad_input_found_by_the_listing_worker_fails_the_task_for_good() -> None
     event = {"status": "invalid", "run_id": "af-1", "message": "source bucket 'x' does not exist"}
     with pytest.raises(AirflowFailException, match="source bucket 'x' does not exist"):
         operator(list_in_pool=True).execute_complete(fake_context(), event=event)
+
+
+def test_a_listing_that_stopped_fails_the_try_with_what_a_retry_does(store: RunStore) -> None:
+    # Waiting in the task reports it as the trigger does: no CLI advice (--run-id) in Airflow.
+    run_id = f"af-stopped-{uuid.uuid4().hex[:6]}"
+    store.record_listing_error(run_id, "SlowDown: later", bad_input=False)
+    with pytest.raises(AirflowException) as raised:
+        operator(list_in_pool=True, poll_interval=0.05)._wait(store, run_id)
+    assert not isinstance(raised.value, AirflowFailException)  # a retry resumes the listing
+    assert str(raised.value) == (
+        f"Run {run_id}: the worker listing the run stopped: SlowDown: later (a retry resumes it)"
+    )
 
 
 @dataclass
