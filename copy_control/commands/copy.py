@@ -134,7 +134,7 @@ def _check_pool_listing(args: argparse.Namespace) -> None:
             raise InvalidRequest(
                 f"--list-in-pool and {flag} do not go together: with --list-in-pool the "
                 "workers list the source with their own endpoint and region, and a dry run "
-                f"lists in this process; drop one of them"
+                "lists in this process; drop one of them"
             )
 
 
