@@ -100,6 +100,11 @@ class BenchConfig:
         if self.listing not in ("pool", "cli"):
             raise ValueError("--listing is 'pool' or 'cli'")
 
+    @property
+    def list_in_pool(self) -> bool:
+        """Whether s3fanout runs as ``copy --list-in-pool`` (a worker lists)."""
+        return self.listing == "pool"
+
     def scaleout_shapes(self) -> list[WorkerShape]:
         """The worker layouts of the scaleout variant, one row each."""
         if self.scaleout_by == "instances":

@@ -174,7 +174,7 @@ def _run_s3fanout(
         stage.redis.url,
         stage.config.chunk_size,
         stage.config.timeout_s,
-        list_in_pool=stage.config.listing == "pool",
+        list_in_pool=stage.config.list_in_pool,
     )
     extra_env = {}
     if stage.config.keys_in_flight is not None:
@@ -228,7 +228,7 @@ def _warm_up(stage: Stage, endpoint_url: str, scratch: Path) -> None:
         f"warmup/{scratch.name}/",
     )
     command = peers.s3fanout_cli(
-        target, stage.redis.url, 1, stage.config.timeout_s, stage.config.listing == "pool"
+        target, stage.redis.url, 1, stage.config.timeout_s, stage.config.list_in_pool
     )
     finished = run_measured(
         command.argv, command.env, scratch, "warmup", stage.config.timeout_s + 30
