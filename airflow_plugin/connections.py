@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from airflow_plugin.compat import BaseHook, get_async_connection, mask_secret
-from copy_workers.broker import DEFAULT_REDIS_URL
+from copy_core.broker import DEFAULT_REDIS_URL
 
 DEFAULT_PORT = 6379
 # Connection extras passed on to the URL when "ssl" is on (the redis provider's names).

@@ -27,23 +27,23 @@ from airflow_plugin.locations import Locations, resolve_locations
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger, listing_stopped
-from copy_control.dispatch import producer_app
-from copy_control.pool_listing import submit
+from copy_control.dispatch.pool_listing import submit
+from copy_control.dispatch.producer import producer_app
+from copy_control.dispatch.runner import dry_run, start_run
 from copy_control.request import (
     DEFAULT_LISTING_CONCURRENCY,
     CopyRequest,
     InvalidRequest,
     build_options,
 )
-from copy_control.runner import dry_run, start_run
+from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size
-from copy_control.waiting import ListingFailed, RunTimeout, wait_for_run
-from copy_workers.aws import ClientFactory
-from copy_workers.broker import DEFAULT_REDIS_URL
-from copy_workers.contract import RunStatus, RunSummary
-from copy_workers.options import DEFAULT_PARTS_PER_TASK, DEFAULT_SPLIT_THRESHOLD
-from copy_workers.runstate import RunStore, connect
+from copy_core.aws.clients import ClientFactory
+from copy_core.broker import DEFAULT_REDIS_URL
+from copy_core.contract import RunStatus, RunSummary
+from copy_core.options import DEFAULT_PARTS_PER_TASK, DEFAULT_SPLIT_THRESHOLD
+from copy_core.runs.store import RunStore, connect
 
 if TYPE_CHECKING:
     import redis

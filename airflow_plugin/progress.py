@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from copy_control.progress import objects_done
-from copy_workers.contract import RunSummary
+from copy_control.runs.progress import objects_done
+from copy_core.contract import RunSummary
 
 DEFAULT_PROGRESS_INTERVAL_S = 30.0
 

@@ -16,8 +16,8 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from copy_workers.contract import REDIS_PREFIX
-from copy_workers.runstate import DEFAULT_TTL_S, RunStore, connect
+from copy_core.contract import REDIS_PREFIX
+from copy_core.runs.store import DEFAULT_TTL_S, RunStore, connect
 
 if TYPE_CHECKING:
     import redis

@@ -23,8 +23,8 @@ from airflow_plugin.compat import TRIGGERS_HAVE_ON_KILL, BaseTrigger, TriggerEve
 from airflow_plugin.connections import aresolve_redis_url, url_has_secret
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run
-from copy_workers.contract import ContractError, RunStatus, RunSummary
-from copy_workers.runstate import (
+from copy_core.contract import ContractError, RunStatus, RunSummary
+from copy_core.runs.store import (
     ListingError,
     end_watch_async,
     read_listing_error_async,

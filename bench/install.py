@@ -38,7 +38,7 @@ def compile_project() -> None:
     machines) Python keeps no bytecode it compiles: every module changed since the last
     compile would be compiled again at each start of the CLI, charged to s3fanout's CPU.
     """
-    for package in ("copy_control", "copy_workers", "devstack"):
+    for package in ("copy_core", "copy_control", "copy_workers", "devstack"):
         compileall.compile_dir(REPO / package, quiet=1)
 
 

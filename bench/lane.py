@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def measure(args: argparse.Namespace, source: Dataset, s3: S3Client) -> list[tuple[float, float]]:
     """Copy every object ``args.repeats`` times; (CPU ms per copy, copies/s) per run."""
     # Imported here: the worker's settings and clients read the environment set above.
-    from copy_workers.contract import ChunkMessage, CopyItem, CopyJob  # noqa: PLC0415
+    from copy_core.contract import ChunkMessage, CopyItem, CopyJob  # noqa: PLC0415
     from copy_workers.engine import copy_chunk  # noqa: PLC0415
     from copy_workers.metrics import OBSERVER  # noqa: PLC0415
     from copy_workers.process import WorkerProcess  # noqa: PLC0415

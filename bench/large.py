@@ -64,7 +64,7 @@ from bench.dataset import delete_prefix, read_back_md5
 from bench.measure import Cpu, Finished, find_child, run_measured, run_metered
 from bench.runner import build_schedule, worker_pool
 from copy_control.units import parse_size
-from copy_workers.parts import DEFAULT_PART_SIZE, part_size_for
+from copy_core.s3.part_plan import DEFAULT_PART_SIZE, part_size_for
 from copy_workers.settings import WorkerSettings
 from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
 

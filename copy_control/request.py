@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from copy_workers.contract import COPY_MODES, ContractError, CopyJob
-from copy_workers.options import CopyOptions, InvalidOption
+from copy_core.contract import COPY_MODES, ContractError, CopyJob
+from copy_core.options import CopyOptions, InvalidOption
 
 if TYPE_CHECKING:
     from copy_control.selection import Selection
-    from copy_workers.aws import Identity
+    from copy_core.aws.clients import Identity
 
 MAX_CHUNK_SIZE = 10_000
 MAX_KEY_BYTES = 1024
@@ -238,7 +238,7 @@ class CopyRequest:
 
     def _identity(self, role_arn: str | None, run_id: str) -> Identity:
         # Imported here: boto3 comes with it, and `s3fanout copy --list-in-pool` lists nothing.
-        from copy_workers.aws import Identity  # noqa: PLC0415
+        from copy_core.aws.clients import Identity  # noqa: PLC0415
 
         if role_arn is None:
             return Identity()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import setup_logging
 
-from copy_workers import logs
-from copy_workers.broker import celery_settings
+from copy_core import logs
+from copy_core.broker import celery_settings
 from copy_workers.settings import WorkerSettings
 
 settings = WorkerSettings.from_env()

@@ -15,16 +15,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
-from copy_workers.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcome, KeyStatus
-from copy_workers.errors import classify
-from copy_workers.fastlane import FastLane, eligible
-from copy_workers.logs import log_event
-from copy_workers.requests import RequestLog
+from copy_core.aws.request_log import RequestLog
+from copy_core.classify import classify
+from copy_core.contract import ChunkMessage, ChunkResult, CopyItem, KeyOutcome, KeyStatus
+from copy_core.logs import log_event
+from copy_core.runs.store import Recorded, RunStore
 from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retries
-from copy_workers.runstate import Recorded, RunStore
-from copy_workers.s3copy import CopyReport
+from copy_workers.s3.copier import CopyReport
+from copy_workers.s3.fastlane import FastLane, eligible
+from copy_workers.s3.split import Splitter
 from copy_workers.settings import WorkerSettings
-from copy_workers.split import Splitter
 from copy_workers.throttle import AdaptiveLimit
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from copy_workers.contract import QUEUE, KeyOutcome, KeyStatus
+from copy_core.contract import QUEUE, KeyOutcome, KeyStatus
 from copy_workers.engine import ChunkIncomplete, ChunkObserver
 
 log = logging.getLogger(__name__)

@@ -10,16 +10,16 @@ import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from copy_workers.aws import ClientFactory, Identity
-from copy_workers.contract import ChunkMessage, CopyJob, PartsMessage
-from copy_workers.crt_http import Transport
-from copy_workers.fastlane import Addressing, FastLane, s3_headers
-from copy_workers.runstate import Recorded, RunStore, connect
-from copy_workers.s3copy import ObjectCopier
+from copy_core.aws.clients import ClientFactory, Identity
+from copy_core.contract import ChunkMessage, CopyJob, PartsMessage
+from copy_core.runs.store import Recorded, RunStore, connect
+from copy_workers.s3.clients import CopyClients, signer_identity
+from copy_workers.s3.copier import ObjectCopier
+from copy_workers.s3.crt_http import Transport
+from copy_workers.s3.fastlane import Addressing, FastLane, s3_headers
+from copy_workers.s3.split import BatchCopier, SplitStore, Splitter
+from copy_workers.s3.stream import BufferBudget
 from copy_workers.settings import WorkerSettings
-from copy_workers.sides import CopyClients, signer_identity
-from copy_workers.split import BatchCopier, SplitStore, Splitter
-from copy_workers.stream import BufferBudget
 from copy_workers.throttle import AdaptiveLimit
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from copy_workers.errors import ClassifiedError, classify
+from copy_core.classify import ClassifiedError, classify
 
 T = TypeVar("T")
 

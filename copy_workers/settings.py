@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from copy_workers.broker import DEFAULT_REDIS_URL
+from copy_core.broker import DEFAULT_REDIS_URL
 from copy_workers.retry import KeyRetryPolicy
 
 

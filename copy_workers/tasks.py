@@ -1,5 +1,6 @@
 """Celery tasks: thin adapters that decode a message and hand it to the engine (or, for a
-run listed in the pool, to the control plane's ``start_run``: see copy_control.pool_listing)."""
+run listed in the pool, to the control plane's ``start_run``: see
+copy_control.dispatch.pool_listing)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import Reject
 
-from copy_control.pool_listing import list_run
-from copy_workers import logs, metrics
-from copy_workers.celery_app import app, settings
-from copy_workers.contract import (
+from copy_control.dispatch.pool_listing import list_run
+from copy_core import logs
+from copy_core.contract import (
     LIST_TASK_NAME,
     PARTS_TASK_NAME,
     QUEUE,
@@ -22,9 +22,11 @@ from copy_workers.contract import (
     ContractError,
     PartsMessage,
 )
+from copy_workers import metrics
+from copy_workers.celery_app import app, settings
 from copy_workers.engine import ChunkIncomplete, copy_chunk
 from copy_workers.process import WorkerProcess
-from copy_workers.split import BatchIncomplete
+from copy_workers.s3.split import BatchIncomplete
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from copy_workers.broker import DEFAULT_REDIS_URL
-from copy_workers.contract import QUEUE
+from copy_core.broker import DEFAULT_REDIS_URL
+from copy_core.contract import QUEUE
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 METRICS_DIR_PREFIX = "s3fanout-metrics-"

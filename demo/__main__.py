@@ -19,7 +19,7 @@ from pathlib import Path
 import boto3
 import redis
 
-from copy_workers.runstate import RunStore, connect
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import AWS_TEST_ENV, REPO, moto_server, redis_server, worker_process
 
 _OPERATOR_LINE = re.compile(r"\b(Run af-[0-9a-f]+.*?)(?:\s+\[airflow|$)")

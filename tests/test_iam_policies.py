@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 IAM = Path(__file__).resolve().parents[1] / "deploy" / "iam"
-CODE = Path(__file__).resolve().parents[1] / "copy_workers"
+REPO = Path(__file__).resolve().parents[1]
+CODE = (REPO / "copy_workers", REPO / "copy_core")
 
 # Every S3 operation the worker calls, and the IAM action it needs.
 OPERATIONS = {
@@ -46,7 +47,7 @@ def test_every_template_is_json_with_placeholders(path: Path) -> None:
 
 
 def test_the_operations_listed_are_the_ones_the_code_calls() -> None:
-    source = "\n".join(p.read_text() for p in CODE.glob("*.py"))
+    source = "\n".join(p.read_text() for package in CODE for p in package.rglob("*.py"))
     called = set(re.findall(r"client\.([a-z_]+)\b", source)) & set(OPERATIONS) | {
         op for op in OPERATIONS if f".{op}" in source
     }

@@ -6,8 +6,8 @@ import argparse
 import json
 import os
 
-from copy_workers.broker import DEFAULT_REDIS_URL
-from copy_workers.contract import RunSummary
+from copy_core.broker import DEFAULT_REDIS_URL
+from copy_core.contract import RunSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -14,16 +14,16 @@ from copy_control.commands.selecting import (
     print_dry_run,
     selection_from_args,
 )
-from copy_control.dispatch import producer_app
-from copy_control.pool_listing import submit
-from copy_control.progress import terminal_bar
+from copy_control.dispatch.pool_listing import submit
+from copy_control.dispatch.producer import producer_app
 from copy_control.request import CopyRequest, InvalidRequest, build_options, check_run_id
+from copy_control.runs.progress import terminal_bar
+from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
 from copy_control.units import parse_pairs, parse_size
-from copy_control.waiting import ListingFailed, RunTimeout, wait_for_run
-from copy_workers import logs
-from copy_workers.contract import COPY_MODES, RunStatus
-from copy_workers.options import (
+from copy_core import logs
+from copy_core.contract import COPY_MODES, RunStatus
+from copy_core.options import (
     CANNED_ACLS,
     CHECKSUM_ALGORITHMS,
     DEFAULT_PARTS_PER_TASK,
@@ -34,7 +34,7 @@ from copy_workers.options import (
     TAGGING,
     CopyOptions,
 )
-from copy_workers.runstate import RunStore, connect
+from copy_core.runs.store import RunStore, connect
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         _check_pool_listing(args)
         return _start_and_wait(args, run_id, lambda store, app: submit(request, run_id, store, app))
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
-    from copy_control.runner import dry_run, start_run  # noqa: PLC0415
-    from copy_workers.aws import ClientFactory  # noqa: PLC0415
+    from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
+    from copy_core.aws.clients import ClientFactory  # noqa: PLC0415
 
     factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
     s3 = factory.s3(request.listing_identity(run_id))
@@ -173,7 +173,7 @@ def _request_from_args(args: argparse.Namespace) -> CopyRequest:
 
 
 def _add_copy_options(parser: argparse.ArgumentParser) -> None:
-    """Flags with the same names as the operator's arguments (see copy_workers.options)."""
+    """Flags with the same names as the operator's arguments (see copy_core.options)."""
     group = parser.add_argument_group("how each object is copied")
     group.add_argument(
         "--overwrite",

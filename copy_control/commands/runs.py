@@ -12,12 +12,12 @@ from copy_control.commands.common import (
     add_redis_url,
     print_summary,
 )
-from copy_control.report import report_lines, upload_report
 from copy_control.request import InvalidRequest
+from copy_control.runs.report import report_lines, upload_report
+from copy_control.runs.waiting import RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
-from copy_control.waiting import RunTimeout, wait_for_run
-from copy_workers.contract import RunStatus
-from copy_workers.runstate import RunStore, connect
+from copy_core.contract import RunStatus
+from copy_core.runs.store import RunStore, connect
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +58,7 @@ def run_report(args: argparse.Namespace) -> int:
     bucket, key = parse_s3_url(args.output, "--output")
     if not key:
         raise InvalidRequest("--output needs a key: s3://BUCKET/KEY")
-    from copy_workers.aws import ClientFactory  # noqa: PLC0415 - boto3 only for an upload
+    from copy_core.aws.clients import ClientFactory  # noqa: PLC0415 - boto3 only for an upload
 
     s3 = ClientFactory(endpoint_url=args.endpoint_url).s3()
     count = upload_report(store, args.run_id, s3, bucket, key)

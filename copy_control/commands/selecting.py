@@ -10,7 +10,7 @@ from copy_control.request import DEFAULT_LISTING_CONCURRENCY, CopyRequest
 from copy_control.selection import Selection, build_selection
 
 if TYPE_CHECKING:
-    from copy_control.dryrun import DryRunReport
+    from copy_control.dispatch.dry_run import DryRunReport
 
 
 def add_selection_options(parser: argparse.ArgumentParser) -> None:

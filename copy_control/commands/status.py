@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
-from copy_control.progress import LiveProgress, Mode
-from copy_control.waiting import read_summary, wait_for_run
-from copy_workers.contract import RunStatus
-from copy_workers.runstate import RunStore, connect
+from copy_control.runs.progress import LiveProgress, Mode
+from copy_control.runs.waiting import read_summary, wait_for_run
+from copy_core.contract import RunStatus
+from copy_core.runs.store import RunStore, connect
 
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 

@@ -20,6 +20,7 @@ WORKDIR /src
 COPY requirements/airflow3.txt /src/requirements/airflow3.txt
 RUN pip install --constraint requirements/airflow3.txt setuptools
 COPY pyproject.toml README.md /src/
+COPY copy_core /src/copy_core
 COPY copy_workers /src/copy_workers
 COPY copy_control /src/copy_control
 COPY airflow_plugin /src/airflow_plugin

@@ -24,6 +24,7 @@ COPY deploy/docker/check_lock.py /src/check_lock.py
 # The build backend comes from the lock too, so the wheel is built without unpinned downloads.
 RUN pip install --constraint requirements/airflow3.txt setuptools
 COPY pyproject.toml README.md /src/
+COPY copy_core /src/copy_core
 COPY copy_workers /src/copy_workers
 COPY copy_control /src/copy_control
 COPY airflow_plugin /src/airflow_plugin

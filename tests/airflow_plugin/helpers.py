@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from copy_workers.contract import KeyOutcome, KeyStatus
-from copy_workers.runstate import RunStore
+from copy_core.contract import KeyOutcome, KeyStatus
+from copy_core.runs.store import RunStore
 
 try:  # Airflow 3.x
     from airflow.sdk.exceptions import TaskDeferred

@@ -15,8 +15,8 @@ from airflow_plugin.compat import AirflowException, AirflowFailException, conf
 from airflow_plugin.provider_info import get_provider_info
 from airflow_plugin.runs import current_run_id
 from airflow_plugin.triggers import RunEvent
-from copy_workers.contract import KeyStatus, RunStatus
-from copy_workers.runstate import RunStore, connect
+from copy_core.contract import KeyStatus, RunStatus
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 from tests.airflow_plugin.helpers import fake_context, new_run, record_all
 

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_plugin.runs import run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
-from copy_workers.runstate import RunStore, connect
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer, Worker
 from tests.airflow_plugin.conftest import DAGS
 from tests.airflow_plugin.helpers import fake_context

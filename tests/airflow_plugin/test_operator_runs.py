@@ -18,10 +18,10 @@ import redis
 from airflow_plugin import S3CrossAccountCopyOperator, operators
 from airflow_plugin.compat import AirflowException, AirflowFailException
 from airflow_plugin.runs import current_run_id, run_id_for
-from copy_control import runner
-from copy_control.runner import DispatchReport
-from copy_workers.contract import QUEUE, RunStatus, RunSummary
-from copy_workers.runstate import RunStore, connect
+from copy_control.dispatch import runner
+from copy_control.dispatch.runner import DispatchReport
+from copy_core.contract import QUEUE, RunStatus, RunSummary
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer, Worker, wait_until
 from tests.airflow_plugin.helpers import (
     InThread,

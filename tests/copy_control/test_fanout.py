@@ -12,12 +12,12 @@ from typing import Any, cast
 
 import pytest
 
-from copy_control.fanout import Fanout
-from copy_control.partlog import ChunkSender, ListingLog, MemoryLog
-from copy_control.planning import PartitionEnd, Plan, PlannedChunk
-from copy_control.sources import ListingOrderError, Part, PrefixSource
-from copy_workers.contract import CopyJob
-from copy_workers.runstate import RunStore, connect
+from copy_control.dispatch.fanout import Fanout
+from copy_control.dispatch.listing_log import ChunkSender, ListingLog, MemoryLog
+from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk
+from copy_control.listing.sources import ListingOrderError, Part, PrefixSource
+from copy_core.contract import CopyJob
+from copy_core.runs.store import RunStore, connect
 from devstack.listing_stub import ListingStub
 from devstack.servers import RedisServer
 

@@ -7,7 +7,7 @@ from typing import Any
 import botocore.session
 from botocore.parsers import RestXMLParser
 
-from copy_control.fastlist import _parse_contents
+from copy_control.listing.fastlist import _parse_contents
 
 BODY = b"""<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">

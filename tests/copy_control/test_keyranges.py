@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from copy_control.keyranges import extrapolated_points, split_points
+from copy_control.listing.keyranges import extrapolated_points, split_points
 
 
 @dataclass(frozen=True)

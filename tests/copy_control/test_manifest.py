@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from copy_control.listing import ListedObject
-from copy_control.manifest import (
+from copy_control.listing.manifest import (
     ManifestError,
     ManifestFile,
     Unresolved,
     inventory_files,
     to_object,
 )
+from copy_control.listing.s3_listing import ListedObject
 
 BATCH = ManifestFile("m", "list.csv", "csv")
 INVENTORY = ManifestFile("m", "d/1.csv.gz", "csv", ("bucket", "key", "is_latest"), True, True)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from copy_control.listing import ListedObject
-from copy_control.planning import Cursor, Entry, PartitionEnd, Plan, PlannedChunk, plan_partition
+from copy_control.dispatch.planning import (
+    Cursor,
+    Entry,
+    PartitionEnd,
+    Plan,
+    PlannedChunk,
+    plan_partition,
+)
+from copy_control.listing.s3_listing import ListedObject
 
 
 def _entries(n: int, start: int = 0) -> list[Entry]:

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import NoCredentialsError
 
-from copy_control import pool_listing
-from copy_control.pool_listing import list_run
+from copy_control.dispatch import pool_listing
+from copy_control.dispatch.pool_listing import list_run
+from copy_control.dispatch.runner import DispatchReport
 from copy_control.request import CopyRequest
-from copy_control.runner import DispatchReport
-from copy_workers.contract import ContractError, RunKeys
-from copy_workers.runstate import RunStore, connect
+from copy_core.contract import ContractError, RunKeys
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 
 
@@ -81,7 +81,7 @@ def test_the_lease_is_kept_while_listing_and_given_up_after(
             held.append(bool(store.client.exists(RunKeys(run).lister)))
         return DispatchReport(run, "succeeded", 0, resumed=False)
 
-    monkeypatch.setattr("copy_control.runner.start_run", slow_listing)
+    monkeypatch.setattr("copy_control.dispatch.runner.start_run", slow_listing)
 
     class _Clients:
         def s3(self, identity: Any = None) -> Any:

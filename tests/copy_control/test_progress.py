@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from copy_control.progress import (
+from copy_control.runs.progress import (
     LiveProgress,
     Reading,
     bar,
@@ -22,7 +22,7 @@ from copy_control.progress import (
     render_line,
     terminal_bar,
 )
-from copy_workers.contract import RunSummary
+from copy_core.contract import RunSummary
 
 
 def summary(**fields: Any) -> RunSummary:

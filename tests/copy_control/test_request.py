@@ -8,7 +8,7 @@ import pytest
 from copy_control.request import CopyRequest, InvalidRequest, check_bucket_name
 from copy_control.s3url import parse_s3_url
 from copy_control.selection import build_selection
-from copy_workers.options import CopyOptions
+from copy_core.options import CopyOptions
 
 
 def test_prefix_copy_maps_source_prefix_to_dest_prefix_byte_for_byte() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from copy_control.listing import ListedObject
+from copy_control.listing.s3_listing import ListedObject
 from copy_control.request import InvalidRequest
 from copy_control.selection import Selection, Selector, build_selection, parse_time
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from copy_control.cli import main
-from copy_workers.runstate import RunStore, connect
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 
 

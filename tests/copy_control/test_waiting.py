@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from copy_control.request import InvalidRequest
-from copy_control.waiting import ListingFailed, RunTimeout, wait_for_run
-from copy_workers.runstate import RunStore, connect
+from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from awscrt.auth import aws_sign_request
 from awscrt.http import HttpHeaders, HttpRequest
 
-from copy_workers.crt_http import Endpoint, S3Http
+from copy_workers.s3.crt_http import Endpoint, S3Http
 
 
 def _signed_headers(http: S3Http) -> dict[str, str]:

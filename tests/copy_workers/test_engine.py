@@ -12,13 +12,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from copy_workers.contract import ChunkMessage, CopyItem, CopyJob, KeyStatus
+from copy_core.aws.request_log import RequestLog
+from copy_core.contract import ChunkMessage, CopyItem, CopyJob, KeyStatus
+from copy_core.runs.store import RunStore, connect
 from copy_workers.engine import ChunkIncomplete, copy_chunk
-from copy_workers.requests import RequestLog
-from copy_workers.runstate import RunStore, connect
-from copy_workers.s3copy import CopyReport, ObjectCopier
+from copy_workers.s3.clients import CopyClients
+from copy_workers.s3.copier import CopyReport, ObjectCopier
 from copy_workers.settings import WorkerSettings
-from copy_workers.sides import CopyClients
 from devstack.servers import RedisServer
 from tests.fakes import client_error
 

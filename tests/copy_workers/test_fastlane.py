@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from copy_workers.fastlane import _fields, copy_result_etag
+from copy_workers.s3.fastlane import _fields, copy_result_etag
 
 MD5 = "0123456789abcdef0123456789abcdef"
 XMLNS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'

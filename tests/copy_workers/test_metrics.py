@@ -22,8 +22,8 @@ import redis
 from celery.exceptions import Reject
 from prometheus_client import REGISTRY
 
+from copy_core.contract import QUEUE, KeyOutcome, KeyStatus
 from copy_workers import metrics
-from copy_workers.contract import QUEUE, KeyOutcome, KeyStatus
 from copy_workers.engine import ChunkIncomplete
 from devstack.servers import REPO, RedisServer, free_port, redis_server
 
@@ -166,7 +166,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from copy_workers import metrics
-    from copy_workers.contract import KeyOutcome, KeyStatus
+    from copy_core.contract import KeyOutcome, KeyStatus
     metrics.OBSERVER.recorded([KeyOutcome(0, "k", KeyStatus.COPIED, size=10)] * 3)
     metrics.CHUNKS_IN_FLIGHT.inc()
     print("ready", flush=True)

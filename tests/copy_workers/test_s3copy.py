@@ -8,12 +8,12 @@ from typing import Any, cast
 
 import pytest
 
-from copy_workers.contract import CopyItem, CopyJob
-from copy_workers.errors import CopyFailed, classify
-from copy_workers.options import CopyOptions, MiB
-from copy_workers.requests import RequestLog
-from copy_workers.s3copy import ObjectCopier
-from copy_workers.sides import CopyClients
+from copy_core.aws.request_log import RequestLog
+from copy_core.classify import CopyFailed, classify
+from copy_core.contract import CopyItem, CopyJob
+from copy_core.options import CopyOptions, MiB
+from copy_workers.s3.clients import CopyClients
+from copy_workers.s3.copier import ObjectCopier
 from tests.fakes import client_error
 
 SMALL_PARTS = CopyOptions(multipart_threshold=5 * MiB, part_size=5 * MiB)

@@ -14,8 +14,8 @@ import tomllib
 import pytest
 from celery import Celery
 
+from copy_core.contract import QUEUE
 from copy_workers import settings as settings_module
-from copy_workers.contract import QUEUE
 from copy_workers.settings import WorkerSettings
 from copy_workers.worker_main import build_parser
 from tests.deploy.artefacts import (

@@ -165,3 +165,18 @@ def test_the_airflow_versions_are_the_locked_ones() -> None:
     airflow3 = re.search(r"^apache-airflow==(\S+)$", LOCK.read_text(encoding="utf-8"), re.M)
     assert airflow3 is not None
     assert f"AIRFLOW_VERSION={airflow3[1]}" in AIRFLOW_DOCKERFILE.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_every_package_of_the_project_is_copied_into_the_image(path: Path) -> None:
+    """What pyproject.toml packages (setuptools' include list) is what the image installs."""
+    import tomllib
+
+    include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {pattern.rstrip("*") for pattern in include["packages"]["find"]["include"]}
+    copied = {
+        i.args.split()[0]
+        for i in parse_dockerfile(path)
+        if i.keyword == "COPY" and not i.args.startswith("--")
+    }
+    assert packages <= copied

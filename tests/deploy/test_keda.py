@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from copy_workers.contract import QUEUE
+from copy_core.contract import QUEUE
 from tests.deploy.artefacts import (
     K8S,
     REDIS,

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import redis
 
-from copy_control.partlog import ListingLog
-from copy_workers.contract import RunKeys
-from copy_workers.runstate import RunStore, connect
+from copy_control.dispatch.listing_log import ListingLog
+from copy_core.contract import RunKeys
+from copy_core.runs.store import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process
 from tests.e2e.conftest import s3fanout, seed, start_cli, wait_for

@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from copy_control.dispatch import producer_app
-from copy_workers.contract import QUEUE, RunSummary
-from copy_workers.runstate import RunStore, connect
+from copy_control.dispatch.producer import producer_app
+from copy_core.contract import QUEUE, RunSummary
+from copy_core.runs.store import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, fault_proxy, is_copy_object
 from devstack.servers import REPO, Worker, free_port, redis_server, worker_process
 from tests.e2e.conftest import cli_env, s3fanout, seed, start_cli, wait_for

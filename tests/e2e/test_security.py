@@ -17,8 +17,8 @@ import redis
 from celery import Celery
 from moto.server import ThreadedMotoServer
 
-from copy_workers.broker import celery_settings
-from copy_workers.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
+from copy_core.broker import celery_settings
+from copy_core.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
 from devstack.servers import RedisServer, redis_server
 from tests.e2e.conftest import wait_for
 from tests.e2e.test_roles import (

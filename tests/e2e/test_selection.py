@@ -19,15 +19,15 @@ import boto3
 import pytest
 import redis
 
-from copy_control.dispatch import producer_app
-from copy_control.fanout import Fanout
-from copy_control.partlog import ListingLog, MemoryLog
-from copy_control.planning import PartitionEnd, Plan, PlannedChunk
+from copy_control.dispatch.fanout import Fanout
+from copy_control.dispatch.listing_log import ListingLog, MemoryLog
+from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk
+from copy_control.dispatch.producer import producer_app
+from copy_control.dispatch.runner import start_run
+from copy_control.listing.sources import PrefixSource
 from copy_control.request import CopyRequest
-from copy_control.runner import start_run
-from copy_control.sources import PrefixSource
-from copy_control.waiting import wait_for_run
-from copy_workers.runstate import RunStore, connect
+from copy_control.runs.waiting import wait_for_run
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer, Worker
 from tests.e2e.conftest import all_keys, run_cli, seed
 

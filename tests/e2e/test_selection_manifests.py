@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 
-from copy_control.manifest import ManifestFile, read_rows
+from copy_control.listing.manifest import ManifestFile, read_rows
 from devstack.servers import RedisServer, Worker
 from tests.e2e.conftest import all_keys, seed
 from tests.e2e.test_selection import cli

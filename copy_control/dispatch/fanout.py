@@ -1,0 +1,200 @@
+"""Read a run's partitions concurrently and hand their chunks, as they are planned, to a sink.
+
+Listing threads (``concurrency`` of them) each read one partition at a time and plan its
+chunks; the calling thread takes the chunks from a bounded queue and gives them to the sink
+(which dispatches them, or counts them in a dry run). Memory is therefore bounded by the
+chunks in flight (the queue, plus one partly filled chunk and one page per listing thread),
+never by the number of keys.
+
+Work stealing for key ranges: after each page a range lists, if listing threads are idle and
+no partition waits for them, the rest of the range is split (``keyranges.split_points``): the
+range keeps the first part and the others become new partitions. The split is stored (the
+``PartLog``) before the new partitions are queued, and a split boundary is always past every
+key the range has listed, so chunks already planned stay in their partition and a resumed
+run reads exactly the partitions the interrupted one had. A resumed partition is not split
+before it has planned its first chunk again: that chunk may have been registered by the
+interrupted run without its cursor being saved (the dispatcher died in between), and it must
+come back with the same keys under the same id, which a split below its end would cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk, plan_partition
+from copy_control.listing.sources import Part, Source
+
+log = logging.getLogger(__name__)
+
+_PUT_WAIT_S = 0.1
+# A range splits only once it has listed this many full pages since it was created or last
+# split: small ranges are not cut into smaller ones (each range costs at least one request,
+# and its last page brings keys past its end).
+PAGES_BEFORE_SPLIT = 2
+_JOIN_WAIT_S = 10.0
+
+
+class Sink(Protocol):
+    """Where planned chunks go, one partition's chunks in order."""
+
+    def chunk(self, chunk: PlannedChunk) -> bool:
+        """Take a chunk; False stops the fan-out (the run was cancelled)."""
+
+    def partition_end(self, end: PartitionEnd) -> None:
+        """Every chunk of a partition was taken."""
+
+
+class PartLog(Protocol):
+    """Where partitions are recorded, so that a resumed run reads the same ones."""
+
+    def save_parts(self, parts: Sequence[Part]) -> None:
+        """Record new partitions and changed ones (one atomic write)."""
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+_FINISHED = object()
+
+
+class Fanout:
+    """One run's listing: partitions read by ``concurrency`` threads, chunks to ``sink``."""
+
+    def __init__(
+        self, source: Source, plan: Plan, sink: Sink, part_log: PartLog, concurrency: int
+    ) -> None:
+        self._source, self._plan, self._sink, self._log = source, plan, sink, part_log
+        self._concurrency = concurrency
+        self._ready: queue.Queue[Part | None] = queue.Queue()
+        self._out: queue.Queue[object] = queue.Queue(maxsize=2 * concurrency)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._idle = self._pending = self._next_id = 0
+        self._unsettled: set[str] = set()  # resumed partitions yet to plan their first chunk
+        self.splits = 0
+
+    def run(self, parts: Sequence[Part], resumed: bool = False) -> bool:
+        """Read every unfinished partition; False if the sink stopped early.
+
+        ``resumed``: the partitions were recorded by an earlier dispatcher of the run.
+        """
+        todo = [part for part in parts if not part.done]
+        if resumed:
+            self._unsettled = {part.pid for part in todo}
+        self._next_id = max((_number(part.pid) for part in parts), default=0) + 1
+        if not todo:
+            return True
+        self._pending = len(todo)
+        for part in todo:
+            self._ready.put(part)
+        threads = [
+            threading.Thread(target=self._work, name=f"s3fanout-list-{i}", daemon=True)
+            for i in range(self._concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            return self._drain()
+        finally:
+            self._shutdown(threads)
+
+    def after_page(self, part: Part, first_key: str, last_key: str) -> None:
+        """Called by a range after each full page: split its rest if threads are idle."""
+        part.pages += 1
+        if self._concurrency < 2 or part.pages < PAGES_BEFORE_SPLIT:
+            return
+        with self._lock:
+            if part.pid in self._unsettled:
+                return
+            wanted = self._idle - self._ready.qsize()
+            if wanted <= 0:
+                return
+            end = part.spec.get("end")
+            bounds = self._source.split_points(first_key, last_key, end, wanted + 1)
+            if not bounds:
+                return
+            new = [
+                Part(f"p{self._next_id + i}", {"after": low, "end": high})
+                for i, (low, high) in enumerate(zip(bounds, [*bounds[1:], end], strict=True))
+            ]
+            changed = Part(part.pid, {**part.spec, "end": bounds[0]}, part.cursor)
+            self._log.save_parts([changed, *new])  # recorded before anything of them is sent
+            part.spec, part.pages = changed.spec, 0
+            self._next_id += len(new)
+            self._pending += len(new)
+            self.splits += 1
+        for piece in new:
+            self._ready.put(piece)
+
+    def _drain(self) -> bool:
+        while True:
+            item = self._out.get()
+            if item is _FINISHED:
+                return True
+            if isinstance(item, _Failed):
+                raise item.error
+            if isinstance(item, PlannedChunk):
+                if not self._sink.chunk(item):
+                    return False
+            elif isinstance(item, PartitionEnd):
+                self._sink.partition_end(item)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                self._idle += 1
+            part = self._ready.get()
+            with self._lock:
+                self._idle -= 1
+            if part is None or not self._read(part):
+                return
+            with self._lock:
+                self._pending -= 1
+                finished = self._pending == 0
+            if finished:
+                self._put(_FINISHED)
+
+    def _read(self, part: Part) -> bool:
+        """Plan one partition into the queue; False if the fan-out is stopping."""
+        try:
+            entries = self._source.entries(part, self)
+            for item in plan_partition(entries, part.pid, self._plan, part.cursor):
+                if isinstance(item, PlannedChunk):
+                    with self._lock:
+                        self._unsettled.discard(part.pid)
+                if not self._put(item):
+                    return False
+        except BaseException as exc:
+            self._put(_Failed(exc))
+            return False
+        return True
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=_PUT_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _shutdown(self, threads: list[threading.Thread]) -> None:
+        self._stop.set()
+        for _ in threads:
+            self._ready.put(None)
+        deadline = time.monotonic() + _JOIN_WAIT_S  # a thread may be inside a request
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+
+
+def _number(pid: str) -> int:
+    digits = pid[1:]
+    return int(digits) if digits.isdigit() else 0

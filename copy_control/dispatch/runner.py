@@ -1,0 +1,143 @@
+"""Starting a copy: list, plan and dispatch a run. Shared by the CLI, the operator and workers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from copy_control.dispatch.dry_run import DestState, DryRunReport, DryRunSink
+from copy_control.dispatch.fanout import Fanout, PartLog, Sink
+from copy_control.dispatch.listing_log import ChunkSender, ListingLog, MemoryLog, refuse_legacy
+from copy_control.dispatch.planning import Plan
+from copy_control.listing.fastlist import speed_up_listing
+from copy_control.listing.manifest import ManifestError
+from copy_control.listing.sources import (
+    KeySource,
+    ListingOrderError,
+    ManifestSource,
+    Part,
+    PrefixSource,
+    Source,
+)
+from copy_control.request import CopyRequest, InvalidRequest, check_same_request
+from copy_control.selection import Selection, Selector
+from copy_core.contract import RunStatus
+from copy_core.runs.store import RunStore
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DispatchReport:
+    """What ``start_run`` did."""
+
+    run_id: str
+    status: str
+    chunks_sent: int
+    resumed: bool
+
+
+def start_run(
+    request: CopyRequest,
+    run_id: str,
+    s3: S3Client,
+    store: RunStore,
+    app: Celery,
+) -> DispatchReport:
+    """Create (or resume) run ``run_id``: list the source and dispatch its chunks.
+
+    The source is read before the run is created, so a missing bucket, key or manifest fails
+    here with InvalidRequest and nothing is recorded or dispatched. A run that already exists
+    is resumed from its partitions' cursors; a finished one is left as it is.
+    """
+    existing = store.run_hash(run_id)
+    check_same_request(existing, request, run_id)
+    refuse_legacy(existing, run_id)
+    source = open_source(request, s3)
+    try:
+        source.check()  # raises InvalidRequest for bad input, before any write
+        status = store.create_run(run_id, request.describe(), request.max_failures)
+        if RunStatus(status).is_final or existing.get("listing_done") == "1":
+            return DispatchReport(run_id, status, 0, resumed=bool(existing))
+        part_log = ListingLog(store, run_id)
+        recorded = part_log.load()
+        parts = recorded or _start_parts(source, part_log)
+        sender = ChunkSender(app, store, run_id, request.job(run_id), part_log)
+        _fan_out(request, source, parts, sender, part_log, store, run_id, bool(recorded))
+    finally:
+        source.close()
+    final = store.finish_listing(run_id) or status
+    log.info("dispatched %d chunks of run %s", sender.sent, run_id)
+    return DispatchReport(run_id, final, sender.sent, resumed=bool(existing))
+
+
+def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunReport:
+    """List, filter and plan like ``start_run``, and count what the copy would do.
+
+    Copies, dispatches and records nothing. ``dest_s3`` reads the destination (a listing per
+    chunk, HeadObject where the overwrite policy needs it).
+    """
+    source = open_source(request, s3)
+    speed_up_listing(dest_s3)
+    dest = DestState(
+        dest_s3, request.dest_bucket, request.options.overwrite, s3, request.source_bucket
+    )
+    sink = DryRunSink(dest)
+    try:
+        source.check()
+        fanout = _fanout(request, source, sink, MemoryLog())
+        fanout.run(source.initial())
+        return sink.finish()
+    finally:
+        sink.close()
+        source.close()
+
+
+def open_source(request: CopyRequest, s3: S3Client) -> Source:
+    """The partitions the request's keys come from (nothing is read yet)."""
+    speed_up_listing(s3)
+    location = request.manifest_location
+    if location is not None:
+        return ManifestSource(s3, location, request.source_bucket)
+    if request.source_prefix is not None:
+        return PrefixSource(s3, request.source_bucket, request.source_prefix)
+    assert request.source_key is not None
+    return KeySource(s3, request.source_bucket, request.source_key)
+
+
+def _start_parts(source: Source, part_log: ListingLog) -> list[Part]:
+    parts = source.initial()
+    part_log.save_parts(parts)
+    return parts
+
+
+def _fan_out(
+    request: CopyRequest,
+    source: Source,
+    parts: list[Part],
+    sender: ChunkSender,
+    part_log: ListingLog,
+    store: RunStore,
+    run_id: str,
+    resumed: bool,
+) -> None:
+    try:
+        if not _fanout(request, source, sender, part_log).run(parts, resumed):
+            log.info("dispatch stopped: run %s was cancelled", run_id)
+    except (ManifestError, ListingOrderError) as exc:
+        # Found after dispatch began (a bad manifest row, an endpoint that lists out of S3's
+        # order): the run cannot be completed as asked, so it is cancelled, not left hanging.
+        store.request_cancel(run_id)
+        raise InvalidRequest(f"{exc} (run {run_id} was cancelled)") from exc
+
+
+def _fanout(request: CopyRequest, source: Source, sink: Sink, part_log: PartLog) -> Fanout:
+    prefix = request.source_prefix if request.source_prefix is not None else ""
+    selector = Selector(request.selection or Selection(), prefix)
+    plan = Plan(selector.accepts, request.dest_for, request.chunk_size)
+    return Fanout(source, plan, sink, part_log, request.listing_concurrency)

@@ -1,0 +1,1 @@
+"""Following a run: waiting for it, its progress, its failure report."""

@@ -1,0 +1,1 @@
+"""AWS credentials and clients, denied requests explained, and retry counting."""

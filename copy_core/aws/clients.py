@@ -1,0 +1,214 @@
+"""Credentials and S3 clients: the one place that decides whose credentials a request carries.
+
+The base identity is whatever boto3's default chain finds (environment, IRSA web identity,
+instance profile). Roles are assumed from it with botocore's own AssumeRoleCredentialFetcher
+and refreshing credentials, so a run of many hours renews its sessions before they expire.
+Credentials never leave this process: messages carry role ARNs only.
+
+One client per identity per process, shared by every thread (botocore clients are
+thread-safe), so connections are reused across keys and chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    DeferredRefreshableCredentials,
+)
+
+from copy_core.classify import THROTTLING_CODES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_S = 3600
+MAX_CLIENTS = 32
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whose credentials a client carries: the process's own, or an assumed role."""
+
+    role_arn: str | None = None
+    external_id: str | None = None
+    session_name: str = "s3fanout"
+    duration_s: int = DEFAULT_SESSION_S
+
+    def describe(self) -> str:
+        return self.role_arn or "the worker's own identity (no role assumed)"
+
+
+class _AssumedRole(CredentialProvider):
+    """Hands botocore the refreshing credentials of one assumed role."""
+
+    METHOD = "s3fanout-assume-role"
+    CANONICAL_NAME = "s3fanout-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
+
+
+def assumed_role_session(
+    base: boto3.Session, identity: Identity, refresh_margin_s: int | None = None
+) -> boto3.Session:
+    """A boto3 session whose credentials come from assuming ``identity.role_arn`` from ``base``.
+
+    ``refresh_margin_s`` renews the credentials that long before they expire (botocore's
+    default: 15 minutes, and at the latest 10).
+    """
+    assert identity.role_arn is not None
+    extra: dict[str, Any] = {
+        "RoleSessionName": identity.session_name,
+        "DurationSeconds": identity.duration_s,
+    }
+    if identity.external_id:
+        extra["ExternalId"] = identity.external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=base.client,
+        source_credentials=base.get_credentials(),
+        role_arn=identity.role_arn,
+        extra_args=extra,
+    )
+
+    def fetch() -> dict[str, Any]:
+        fetched: dict[str, Any] = fetcher.fetch_credentials()
+        log.info(
+            "assumed role",
+            extra={
+                "role_arn": identity.role_arn,
+                "session_name": identity.session_name,
+                "expires": str(fetched.get("expiry_time")),
+            },
+        )
+        return fetched
+
+    credentials = DeferredRefreshableCredentials(method="assume-role", refresh_using=fetch)
+    if refresh_margin_s is not None:
+        # botocore's refresh margins are class attributes; an instance may override them.
+        credentials._advisory_refresh_timeout = refresh_margin_s  # type: ignore[attr-defined]
+        credentials._mandatory_refresh_timeout = max(refresh_margin_s - 1, 0)  # type: ignore[attr-defined]
+    core = botocore.session.Session()
+    core.get_component("credential_provider").insert_before("env", _AssumedRole(credentials))
+    return boto3.Session(botocore_session=core, region_name=base.region_name)
+
+
+class ClientFactory:
+    """Builds and caches S3 clients for this process, one per identity."""
+
+    def __init__(
+        self,
+        *,
+        max_pool_connections: int = 64,
+        max_attempts: int = 8,
+        retry_mode: Literal["standard", "adaptive"] = "standard",
+        read_timeout_s: int = 120,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        base_session: boto3.Session | None = None,
+        refresh_margin_s: int | None = None,
+        on_throttle: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_throttle = on_throttle
+        self._config = Config(
+            max_pool_connections=max_pool_connections,
+            retries={"mode": retry_mode, "total_max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=read_timeout_s,
+            tcp_keepalive=True,
+        )
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._base = base_session
+        self._refresh_margin_s = refresh_margin_s
+        self._lock = threading.Lock()
+        self._clients: OrderedDict[Identity, S3Client] = OrderedDict()
+        self._base_principal: str | None = None
+        self._sessions: OrderedDict[Identity, boto3.Session] = OrderedDict()
+        self._sessions_lock = threading.Lock()
+
+    def s3(self, identity: Identity | None = None) -> S3Client:
+        """The client for ``identity`` (default: this process's own identity)."""
+        identity = identity or Identity()
+        with self._lock:
+            client = self._clients.get(identity)
+            if client is None:
+                client = self._session(identity).client(
+                    "s3", config=self._config, endpoint_url=self._endpoint_url
+                )
+                if self._on_throttle is not None:
+                    client.meta.events.register("needs-retry.s3", self._watch_throttling)
+                self._clients[identity] = client
+                if len(self._clients) > MAX_CLIENTS:  # one per role and run: keep it bounded
+                    self._clients.popitem(last=False)
+            self._clients.move_to_end(identity)
+            return client
+
+    def _watch_throttling(self, response: Any = None, **_: Any) -> None:
+        """botocore hook on every response that may be retried: report S3's SlowDown.
+
+        Returns None, so botocore's own retry decision is left as it is.
+        """
+        if response is None or self._on_throttle is None:
+            return
+        code = response[1].get("Error", {}).get("Code")
+        if code in THROTTLING_CODES:
+            self._on_throttle()
+
+    def principal(self, identity: Identity | None = None) -> str:
+        """Who ``identity`` is, for messages: the role ARN, or the caller identity's ARN."""
+        identity = identity or Identity()
+        if identity.role_arn:
+            return identity.role_arn
+        if self._base_principal is None:
+            try:
+                sts = self._session(identity).client("sts", config=self._config)
+                self._base_principal = str(sts.get_caller_identity()["Arn"])
+            except Exception:  # only ever used to word an error message
+                self._base_principal = "the worker's own identity"
+        return self._base_principal
+
+    def frozen_credentials(self, identity: Identity) -> Callable[[], tuple[str, str, str | None]]:
+        """Current (access key, secret, token) of ``identity``, renewed as botocore renews them.
+
+        For the CRT request path, which signs with credentials handed over per request.
+        """
+        credentials = self._session(identity).get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found for the worker")
+
+        def current() -> tuple[str, str, str | None]:
+            frozen = credentials.get_frozen_credentials()
+            return str(frozen.access_key), str(frozen.secret_key), frozen.token
+
+        return current
+
+    def _session(self, identity: Identity) -> boto3.Session:
+        """One session per identity: its clients and the CRT path share its credentials."""
+        with self._sessions_lock:
+            session = self._sessions.get(identity)
+            if session is None:
+                base = self._base or boto3.Session(region_name=self._region_name)
+                session = base
+                if identity.role_arn is not None:
+                    session = assumed_role_session(base, identity, self._refresh_margin_s)
+                self._sessions[identity] = session
+                if len(self._sessions) > MAX_CLIENTS:  # one per role and run: keep it bounded
+                    self._sessions.popitem(last=False)
+            self._sessions.move_to_end(identity)
+            return session

@@ -1,0 +1,496 @@
+"""The wire contract between the control plane (CLI, Airflow operator) and the copy workers.
+
+Everything that crosses a process boundary is defined here: the chunk message sent through
+Celery, the per-key outcome, the chunk result, the run summary, the Redis key layout, the task
+name and the queue. Standard library only, so that both sides can import it without pulling
+in the other side's dependencies. JSON-compatible dicts on the wire, never pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from copy_core.options import CopyOptions, InvalidOption
+
+SCHEMA_VERSION = 1
+TASK_NAME = "s3fanout.copy_chunk"
+PARTS_TASK_NAME = "s3fanout.copy_parts"  # a batch of parts of one split object
+LIST_TASK_NAME = "s3fanout.list_run"  # a whole run, listed and dispatched by a worker
+QUEUE = "s3copy"
+REDIS_PREFIX = "s3fanout"
+FAILURES_IN_SUMMARY = 100
+ERROR_COUNTER = "errors:"  # run hash fields counting failed keys per error code
+
+
+class ContractError(ValueError):
+    """A message or stored record does not follow this contract."""
+
+
+class KeyStatus(StrEnum):
+    """The final state of one key in a run; recorded once per key."""
+
+    COPIED = "copied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # Not recorded: the key was split across workers, and whoever finishes it records it.
+    DEFERRED = "deferred"
+
+
+class RunStatus(StrEnum):
+    """Run lifecycle: created -> dispatching -> running -> a final state."""
+
+    CREATED = "created"
+    DISPATCHING = "dispatching"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class CopyItem:
+    """One object to copy: where it is, where it goes, and what the listing saw."""
+
+    source_key: str
+    dest_key: str
+    size: int
+    etag: str | None = None
+    storage_class: str | None = None
+
+    def to_wire(self) -> list[Any]:
+        # A list rather than a dict: chunks carry up to thousands of items.
+        return [self.source_key, self.dest_key, self.size, self.etag, self.storage_class]
+
+    @classmethod
+    def from_wire(cls, raw: Sequence[Any]) -> CopyItem:
+        if not isinstance(raw, Sequence) or len(raw) != 5:
+            raise ContractError(
+                f"a copy item is [source_key, dest_key, size, etag, storage_class], got {raw!r}"
+            )
+        source_key, dest_key, size, etag, storage_class = raw
+        _expect(isinstance(source_key, str) and isinstance(dest_key, str), "keys must be strings")
+        _expect(isinstance(size, int) and size >= 0, f"size must be a non-negative int: {size!r}")
+        _expect(etag is None or isinstance(etag, str), f"etag must be a string: {etag!r}")
+        _expect(storage_class is None or isinstance(storage_class, str), "bad storage class")
+        return cls(source_key, dest_key, size, etag, storage_class)
+
+
+COPY_MODES = ("server_side", "stream", "auto")
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """What every chunk of a run shares: buckets, roles, copy mode and copy options.
+
+    Only names and non-secret options travel here. Credentials never do: each worker assumes
+    the roles itself. The S3 endpoint is not part of the job either: a worker talks to the
+    endpoint its own configuration names, so a message can never send the worker's signed
+    requests (and session token) to a host of the sender's choosing.
+    """
+
+    source_bucket: str
+    dest_bucket: str
+    options: CopyOptions = field(default_factory=CopyOptions)
+    source_role_arn: str | None = None
+    dest_role_arn: str | None = None
+    external_id: str | None = None
+    role_session_name: str = "s3fanout"
+    session_duration_s: int = 3600
+    copy_mode: str = "server_side"
+
+    def __post_init__(self) -> None:
+        for name in ("source_bucket", "dest_bucket", "role_session_name"):
+            value = getattr(self, name)
+            _expect(isinstance(value, str) and value != "", f"{name} must be a non-empty string")
+        for name in ("source_role_arn", "dest_role_arn", "external_id"):
+            value = getattr(self, name)
+            _expect(value is None or isinstance(value, str), f"{name} must be a string")
+        _expect(isinstance(self.session_duration_s, int), "session_duration_s must be an int")
+        _expect(self.copy_mode in COPY_MODES, f"copy_mode must be one of {COPY_MODES}")
+        if self.copy_mode != "server_side":
+            _expect(
+                bool(self.source_role_arn and self.dest_role_arn),
+                f"copy_mode {self.copy_mode!r} reads with the source role and writes with the "
+                "destination role: give both source_role_arn and dest_role_arn",
+            )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = dataclasses.asdict(self)
+        wire["options"] = self.options.to_wire()
+        return wire
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> CopyJob:
+        _expect(isinstance(raw, Mapping), "a copy job is an object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - known
+        _expect(not unknown, f"unknown copy job fields {sorted(unknown)}")
+        try:
+            options = CopyOptions.from_wire(raw.get("options", {}))
+            return cls(**{**raw, "options": options})
+        except (InvalidOption, TypeError) as exc:
+            raise ContractError(f"bad copy job: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChunkMessage:
+    """The Celery task payload: one chunk of keys of one run."""
+
+    run_id: str
+    chunk_id: str
+    job: CopyJob
+    items: tuple[CopyItem, ...]
+
+    @property
+    def label(self) -> str:
+        """What Celery's logs and events show for the task, instead of a repr of every key."""
+        return f"run {self.run_id} chunk {self.chunk_id}: {len(self.items)} keys"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "chunk_id": self.chunk_id,
+            "job": self.job.to_wire(),
+            "items": [item.to_wire() for item in self.items],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> ChunkMessage:
+        _expect(isinstance(raw, Mapping), "a chunk message is an object")
+        schema = raw.get("schema")
+        _expect(schema == SCHEMA_VERSION, f"unsupported chunk schema {schema!r}")
+        items = raw.get("items")
+        if not isinstance(items, list):
+            raise ContractError("chunk items must be a list")
+        return cls(
+            run_id=_str(raw, "run_id"),
+            chunk_id=_str(raw, "chunk_id"),
+            job=CopyJob.from_wire(raw.get("job", {})),
+            items=tuple(CopyItem.from_wire(item) for item in items),
+        )
+
+
+@dataclass(frozen=True)
+class PartsMessage:
+    """The Celery payload for a batch of parts of one large object split across workers.
+
+    The object stays one key of its chunk (``chunk_id``, ``index``): the worker that finishes
+    the last batch completes the upload and records the key's outcome, exactly once.
+    """
+
+    run_id: str
+    chunk_id: str
+    index: int
+    n_items: int
+    job: CopyJob
+    item: CopyItem
+    upload_id: str
+    batch: int
+    first_part: int
+    last_part: int
+
+    @property
+    def label(self) -> str:
+        """What Celery's logs and events show for the task."""
+        return (
+            f"run {self.run_id} chunk {self.chunk_id} key {self.index}: "
+            f"parts {self.first_part}-{self.last_part}"
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "chunk_id": self.chunk_id,
+            "index": self.index,
+            "n_items": self.n_items,
+            "job": self.job.to_wire(),
+            "item": self.item.to_wire(),
+            "upload_id": self.upload_id,
+            "batch": self.batch,
+            "parts": [self.first_part, self.last_part],
+        }
+
+    @classmethod
+    def from_wire(cls, raw: Mapping[str, Any]) -> PartsMessage:
+        _expect(isinstance(raw, Mapping), "a parts message is an object")
+        _expect(raw.get("schema") == SCHEMA_VERSION, f"unsupported schema {raw.get('schema')!r}")
+        parts = raw.get("parts")
+        numbers = (raw.get("index"), raw.get("n_items"), raw.get("batch"))
+        _expect(all(isinstance(n, int) and n >= 0 for n in numbers), "bad part numbers")
+        _expect(isinstance(parts, list) and len(parts) == 2, "parts is [first, last]")
+        assert isinstance(parts, list)
+        _expect(all(isinstance(p, int) and p >= 1 for p in parts), "part numbers start at 1")
+        return cls(
+            run_id=_str(raw, "run_id"),
+            chunk_id=_str(raw, "chunk_id"),
+            index=int(raw["index"]),
+            n_items=int(raw["n_items"]),
+            job=CopyJob.from_wire(raw.get("job", {})),
+            item=CopyItem.from_wire(raw.get("item", [])),
+            upload_id=_str(raw, "upload_id"),
+            batch=int(raw["batch"]),
+            first_part=int(parts[0]),
+            last_part=int(parts[1]),
+        )
+
+
+@dataclass(frozen=True)
+class KeyOutcome:
+    """What happened to one key: recorded in Redis the first time only."""
+
+    index: int
+    source_key: str
+    status: KeyStatus
+    size: int = 0
+    retries: int = 0
+    attempts: int = 1
+    error_code: str | None = None
+    message: str | None = None
+    retryable: bool = False
+    verified: bool = False
+    streamed: bool = False
+
+    @property
+    def extra_counters(self) -> tuple[str, ...]:
+        """Run counters this outcome adds to, besides its status."""
+        names = ("objects_verified",) if self.verified else ()
+        return names + (("objects_streamed",) if self.streamed else ())
+
+    def failure_record(self) -> dict[str, Any]:
+        """The line this key contributes to the failure report."""
+        return {
+            "key": self.source_key,
+            "size": self.size,
+            "error_code": self.error_code,
+            "message": self.message,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one delivery of a chunk recorded (a redelivery records only what was left)."""
+
+    run_id: str
+    chunk_id: str
+    copied: int = 0
+    skipped: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    already_recorded: int = 0
+    bytes_copied: int = 0
+    retries: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The final (or current) metrics of a run, as reported to users and XCom."""
+
+    run_id: str
+    status: str
+    objects_listed: int
+    objects_copied: int
+    objects_skipped: int
+    objects_failed: int
+    bytes_copied: int
+    retries: int
+    objects_verified: int
+    objects_streamed: int
+    duration_s: float
+    objects_per_second: float
+    bytes_per_second: float
+    failures: list[dict[str, Any]]
+    failures_omitted: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    objects_cancelled: int = 0
+    objects_filtered: int = 0  # seen by the listing or manifest, left out by the selection
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RunSummary:
+        names = {f.name for f in dataclasses.fields(cls)}
+        optional = {"failures_omitted", "errors", "objects_cancelled", "objects_filtered"}
+        missing = names - set(raw) - optional
+        _expect(not missing, f"summary is missing {sorted(missing)}")
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    @property
+    def is_final(self) -> bool:
+        return RunStatus(self.status).is_final
+
+
+def summarize(
+    run_id: str,
+    run_hash: Mapping[str, str],
+    failures: Sequence[str | Mapping[str, Any]],
+    now: float,
+) -> RunSummary:
+    """Build a summary from the run hash and the first failure records (pure)."""
+    counts = {name: int(run_hash.get(name, 0) or 0) for name in _COUNTERS}
+    started = float(run_hash.get("created_at", now) or now)
+    finished = float(run_hash.get("finished_at", 0) or 0) or now
+    duration = max(finished - started, 0.0)
+    shown = [_failure_entry(f) for f in failures[:FAILURES_IN_SUMMARY]]
+    return RunSummary(
+        run_id=run_id,
+        status=run_hash.get("status", RunStatus.CREATED.value),
+        objects_listed=counts["objects_listed"],
+        objects_copied=counts["objects_copied"],
+        objects_skipped=counts["objects_skipped"],
+        objects_failed=counts["objects_failed"],
+        bytes_copied=counts["bytes_copied"],
+        retries=counts["retries"],
+        objects_verified=counts["objects_verified"],
+        objects_streamed=counts["objects_streamed"],
+        duration_s=round(duration, 3),
+        objects_per_second=_rate(counts["objects_copied"], duration),
+        bytes_per_second=_rate(counts["bytes_copied"], duration),
+        failures=shown,
+        failures_omitted=max(counts["objects_failed"] - len(shown), 0),
+        errors={
+            name[len(ERROR_COUNTER) :]: int(value)
+            for name, value in run_hash.items()
+            if name.startswith(ERROR_COUNTER)
+        },
+        objects_cancelled=counts["objects_cancelled"],
+        objects_filtered=counts["objects_filtered"],
+    )
+
+
+_COUNTERS = (
+    "objects_listed",
+    "objects_copied",
+    "objects_skipped",
+    "objects_failed",
+    "objects_cancelled",
+    "bytes_copied",
+    "retries",
+    "objects_verified",
+    "objects_streamed",
+    "objects_filtered",
+)
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The Redis key layout of one run.
+
+    Every key carries the run id as a hash tag (``{run_id}``) so that all keys of a run live
+    in one Redis Cluster slot and a Lua script may touch them together.
+    """
+
+    run_id: str
+    prefix: str = REDIS_PREFIX
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.run_id}}}"
+
+    @property
+    def run(self) -> str:
+        """Hash: status, timestamps, counters."""
+        return f"{self.base}:run"
+
+    @property
+    def ended_channel(self) -> str:
+        """Pub/sub channel on which the run's final status is published when it ends.
+
+        Named like the run hash: the Lua scripts that end a run hold only that key's name. A
+        worker that could not list the run publishes here too (``listing_error``).
+        """
+        return self.run
+
+    @property
+    def cancel_requested(self) -> str:
+        """String: the run was cancelled before a worker had created it by listing it."""
+        return f"{self.base}:cancel-requested"
+
+    @property
+    def lister(self) -> str:
+        """String: the token of the worker listing the run, while it lists (a lease)."""
+        return f"{self.base}:lister"
+
+    @property
+    def listing_error(self) -> str:
+        """String: why a worker could not list the run (JSON: message, bad_input)."""
+        return f"{self.base}:listing-error"
+
+    @property
+    def dispatched(self) -> str:
+        """Set of chunk ids handed to the broker."""
+        return f"{self.base}:dispatched"
+
+    @property
+    def done(self) -> str:
+        """Set of chunk ids whose every key has a recorded outcome."""
+        return f"{self.base}:done"
+
+    @property
+    def progress(self) -> str:
+        """Hash: chunk id -> number of keys of that chunk with a recorded outcome."""
+        return f"{self.base}:progress"
+
+    @property
+    def listing(self) -> str:
+        """Hash: the listing's partitions (key ranges, manifest files) and their cursors."""
+        return f"{self.base}:listing"
+
+    @property
+    def failures(self) -> str:
+        """List of JSON failure records, one per failed key."""
+        return f"{self.base}:failures"
+
+    def split(self, chunk_id: str, index: int) -> str:
+        """Hash: the state of a large object split across workers (upload id, plan, flags)."""
+        return f"{self.base}:split:{chunk_id}:{index}"
+
+    def split_parts(self, chunk_id: str, index: int) -> str:
+        """Hash: part number -> the copied part (ETag, checksum, size) as JSON."""
+        return f"{self.base}:split:{chunk_id}:{index}:parts"
+
+    def split_batches(self, chunk_id: str, index: int) -> str:
+        """Set: batch numbers whose parts are all copied."""
+        return f"{self.base}:split:{chunk_id}:{index}:batches"
+
+    def recorded(self, chunk_id: str) -> str:
+        """Bitmap: bit i is set once item i of the chunk has a recorded outcome."""
+        return f"{self.base}:recorded:{chunk_id}"
+
+
+def _failure_entry(raw: str | Mapping[str, Any]) -> dict[str, Any]:
+    record = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    return {k: record.get(k) for k in ("key", "error_code", "message")}
+
+
+def _rate(amount: int, seconds: float) -> float:
+    return round(amount / seconds, 3) if seconds > 0 and math.isfinite(seconds) else 0.0
+
+
+def _str(raw: Mapping[str, Any], name: str) -> str:
+    value = raw.get(name)
+    _expect(isinstance(value, str) and value != "", f"{name} must be a non-empty string")
+    return str(value)
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ContractError(message)

@@ -1,0 +1,487 @@
+"""The run state in Redis: the one place that writes it, and the sync and async readers.
+
+Every write is one Lua script, so each step is atomic and safe to repeat: a chunk delivered
+twice, a dispatcher that resumes after a crash, or a worker that dies between copying a key and
+recording it never make a counter count something twice. Keys of a run share one hash tag (see
+``RunKeys``), so the scripts also run on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from copy_core.contract import KeyOutcome, KeyStatus, RunKeys, RunStatus, RunSummary, summarize
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+DEFAULT_TTL_S = 7 * 24 * 3600
+FAILURES_READ = 100
+
+# Shared by every script that can end a run: the run is over when the listing is finished and
+# every dispatched chunk is done. Server time (TIME) keeps timestamps consistent across hosts.
+# The end is also published on a channel named like the run hash (RunKeys.ended_channel), so a
+# waiter learns of it at once instead of at its next poll.
+_FINALIZE = """
+local function now()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local function is_final(status)
+  return status == 'succeeded' or status == 'failed' or status == 'cancelled'
+end
+local function maybe_finalize(run, dispatched, done)
+  local h = redis.call('HMGET', run, 'status', 'listing_done', 'max_failures', 'objects_failed')
+  local status = h[1]
+  if (not status) or is_final(status) or h[2] ~= '1' then return status end
+  if redis.call('SCARD', dispatched) ~= redis.call('SCARD', done) then return status end
+  local final = 'succeeded'
+  local limit = tonumber(h[3] or '-1')
+  if status == 'cancelling' then
+    final = 'cancelled'
+  elseif limit >= 0 and tonumber(h[4] or '0') > limit then
+    final = 'failed'
+  end
+  redis.call('HSET', run, 'status', final, 'finished_at', now())
+  redis.call('PUBLISH', run, final)
+  return final
+end
+local function touch(ttl, ...)
+  for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
+end
+"""
+
+# KEYS: run. ARGV: ttl, max_failures, spec json. Returns the run's status (new or existing).
+_CREATE = (
+    _FINALIZE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGET', KEYS[1], 'status')
+end
+redis.call('HSET', KEYS[1], 'status', 'created', 'created_at', now(),
+           'max_failures', ARGV[2], 'spec', ARGV[3], 'listing_done', '0')
+touch(tonumber(ARGV[1]), KEYS[1])
+return 'created'
+"""
+)
+
+# KEYS: lister. ARGV: token, ttl in ms. Extends the lease if ``token`` holds it; 1 if it did.
+_KEEP_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS: lister. ARGV: token. Ends the lease if ``token`` holds it.
+_END_LEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: run, dispatched. ARGV: ttl, chunk_id, n_items, n_bytes.
+# Returns 1 if newly registered, 0 if already known, -1 if the run no longer takes chunks.
+_REGISTER_CHUNK = (
+    _FINALIZE
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if (not status) or status == 'cancelling' or is_final(status) then return -1 end
+if status == 'created' then redis.call('HSET', KEYS[1], 'status', 'dispatching') end
+local added = redis.call('SADD', KEYS[2], ARGV[2])
+if added == 1 then
+  redis.call('HINCRBY', KEYS[1], 'objects_listed', tonumber(ARGV[3]))
+  redis.call('HINCRBY', KEYS[1], 'bytes_listed', tonumber(ARGV[4]))
+end
+touch(tonumber(ARGV[1]), KEYS[1], KEYS[2])
+return added
+"""
+)
+
+# KEYS: run, dispatched, done. ARGV: ttl. Returns the status after the listing is closed.
+_FINISH_LISTING = (
+    _FINALIZE
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'created' or status == 'dispatching' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+end
+redis.call('HSET', KEYS[1], 'listing_done', '1')
+touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
+return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
+"""
+)
+
+# KEYS: run, dispatched, done, cancel_requested. ARGV: ttl. Stops dispatching; chunks drain as
+# 'cancelled'.
+_CANCEL = (
+    _FINALIZE
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  -- No run yet (a worker has still to list it): the worker finds this and ends it cancelled.
+  redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[1]))
+  return status
+end
+if is_final(status) then return status end
+redis.call('HSET', KEYS[1], 'status', 'cancelling', 'listing_done', '1')
+touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
+return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
+"""
+)
+
+# KEYS: run, dispatched, done, progress, failures, recorded(chunk).
+# ARGV: ttl, chunk_id, n_items, and the outcomes as one JSON array (encoding a batch as one
+# string costs the worker far less CPU than seven Redis arguments per outcome):
+#   [index, status, size, retries, error_code, failure json, [extra counters]] each.
+# Counters are summed in the script and written with one HINCRBY each.
+# A key is counted only if its bit in the chunk's bitmap was not yet set.
+# Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
+_RECORD = (
+    _FINALIZE
+    + """
+local run = KEYS[1]
+if redis.call('EXISTS', run) == 0 then return {{}, false} end
+local added, totals = {}, {}
+local function add(name, amount)
+  if amount ~= 0 then totals[name] = (totals[name] or 0) + amount end
+end
+for position, o in ipairs(cjson.decode(ARGV[4])) do
+  -- o = {index, status, size, retries, error code, failure record, {extra counters}}
+  if redis.call('SETBIT', KEYS[6], o[1], 1) == 0 then
+    added[#added + 1] = position
+    add('objects_' .. o[2], 1)
+    if o[2] == 'copied' then add('bytes_copied', o[3]) end
+    add('retries', o[4])
+    for _, counter in ipairs(o[7]) do add(counter, 1) end
+    if o[2] == 'failed' then
+      add('errors:' .. o[5], 1)
+      redis.call('RPUSH', KEYS[5], o[6])
+    end
+  end
+end
+for name, amount in pairs(totals) do redis.call('HINCRBY', run, name, amount) end
+local recorded = redis.call('HINCRBY', KEYS[4], ARGV[2], #added)
+if recorded >= tonumber(ARGV[3]) then redis.call('SADD', KEYS[3], ARGV[2]) end
+local ttl = tonumber(ARGV[1])
+touch(ttl, run, KEYS[2], KEYS[3], KEYS[4], KEYS[6])
+if redis.call('EXISTS', KEYS[5]) == 1 then touch(ttl, KEYS[5]) end
+return {added, maybe_finalize(run, KEYS[2], KEYS[3])}
+"""
+)
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    """What a worker needs to know before it copies a chunk."""
+
+    run_status: str | None
+    recorded: frozenset[int]
+
+    @property
+    def accepts_work(self) -> bool:
+        return self.run_status in (
+            RunStatus.CREATED,
+            RunStatus.DISPATCHING,
+            RunStatus.RUNNING,
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The effect of recording a batch of outcomes."""
+
+    added: tuple[KeyOutcome, ...]
+    run_status: str | None
+
+    @property
+    def cancelling(self) -> bool:
+        return self.run_status in (RunStatus.CANCELLING, RunStatus.CANCELLED)
+
+
+@dataclass(frozen=True)
+class ListingError:
+    """Why a worker that listed a run stopped; ``bad_input``: the request itself is wrong."""
+
+    message: str
+    bad_input: bool
+
+
+def connect(url: str, timeout_s: float = 10.0) -> redis.Redis:
+    """A Redis client that rides out a short Redis restart (redis-py's own retry)."""
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=5.0, base=0.2), retries=12),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class RunStore:
+    """Reads and writes the state of copy runs in Redis."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int = DEFAULT_TTL_S) -> None:
+        self._redis = client
+        self._ttl = ttl_s
+        self._create = client.register_script(_CREATE)
+        self._register = client.register_script(_REGISTER_CHUNK)
+        self._finish = client.register_script(_FINISH_LISTING)
+        self._cancel = client.register_script(_CANCEL)
+        self._record = client.register_script(_RECORD)
+        self._keep_lease = client.register_script(_KEEP_LEASE)
+        self._end_lease = client.register_script(_END_LEASE)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client, for modules that keep state of their own next to the run's."""
+        return self._redis
+
+    def create_run(self, run_id: str, spec: dict[str, Any], max_failures: int | None) -> str:
+        """Create the run if it does not exist; return its status either way."""
+        limit = -1 if max_failures is None else max_failures
+        keys = RunKeys(run_id)
+        return str(self._create(keys=[keys.run], args=[self._ttl, limit, json.dumps(spec)]))
+
+    def register_chunk(self, run_id: str, chunk_id: str, n_items: int, n_bytes: int) -> int:
+        """Count a chunk as dispatched (once). -1 means the run is cancelled or over."""
+        keys = RunKeys(run_id)
+        args: list[str | int] = [self._ttl, chunk_id, n_items, n_bytes]
+        return int(self._register(keys=[keys.run, keys.dispatched], args=args))
+
+    def save_listing(
+        self, run_id: str, fields: Mapping[str, str], counters: Mapping[str, int] | None = None
+    ) -> None:
+        """Record listing progress (partitions, cursors) and set listing counters, atomically.
+
+        Counters are absolute values (HSET, not HINCRBY): a dispatcher that resumes recomputes
+        them from the saved cursors, so repeating a write never counts anything twice.
+        """
+        keys = RunKeys(run_id)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(keys.listing, mapping={name: value for name, value in fields.items()})
+        if counters:
+            pipe.hset(keys.run, mapping={name: value for name, value in counters.items()})
+        pipe.expire(keys.listing, self._ttl)
+        pipe.execute()
+
+    def listing(self, run_id: str) -> dict[str, str]:
+        """What ``save_listing`` recorded for the run (empty if nothing yet)."""
+        return _decoded(self._redis.hgetall(RunKeys(run_id).listing))
+
+    def finish_listing(self, run_id: str) -> str | None:
+        """Mark the listing complete; finalizes the run if every chunk is already done."""
+        keys = RunKeys(run_id)
+        status = self._finish(keys=[keys.run, keys.dispatched, keys.done], args=[self._ttl])
+        return str(status) if status else None
+
+    def request_cancel(self, run_id: str) -> str | None:
+        """Stop dispatch and make workers drop the run's remaining keys.
+
+        A run that does not exist yet (a worker has still to list it) is marked, and the worker
+        that lists it ends it cancelled instead (``cancel_requested``).
+        """
+        keys = RunKeys(run_id)
+        run_keys = [keys.run, keys.dispatched, keys.done, keys.cancel_requested]
+        status = self._cancel(keys=run_keys, args=[self._ttl])
+        return str(status) if status else None
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether the run was cancelled before it existed (``request_cancel``)."""
+        return bool(self._redis.exists(RunKeys(run_id).cancel_requested))
+
+    @contextlib.contextmanager
+    def end_watch(self, run_id: str) -> Iterator[Callable[[float], None]]:
+        """A ``pause(seconds)`` that returns early once the run ends, for the waiting loops.
+
+        Subscribed before the caller's first reading, so an end between a reading and the pause
+        is not missed: the pause returns at once.
+        """
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(RunKeys(run_id).ended_channel)
+
+        def pause(seconds: float) -> None:
+            deadline = time.monotonic() + seconds
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    if pubsub.get_message(timeout=left) is not None:
+                        return
+            except (redis.RedisError, OSError):  # the readings decide; without it, just wait
+                time.sleep(max(deadline - time.monotonic(), 0.0))
+
+        try:
+            yield pause
+        finally:
+            pubsub.close()
+
+    def record_listing_error(self, run_id: str, message: str, bad_input: bool) -> None:
+        """Say why the worker that listed the run stopped, and wake whoever waits for the run."""
+        keys = RunKeys(run_id)
+        record = json.dumps({"message": message, "bad_input": bad_input})
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.set(keys.listing_error, record, ex=self._ttl)
+        pipe.publish(keys.ended_channel, "listing-error")
+        pipe.execute()
+
+    def listing_error(self, run_id: str) -> ListingError | None:
+        """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
+        return _listing_error(self._redis.get(RunKeys(run_id).listing_error))
+
+    def take_listing(self, run_id: str, token: str, lease_s: float) -> bool:
+        """Become the run's one lister for ``lease_s`` (renew with ``keep_listing``); or not."""
+        key = RunKeys(run_id).lister
+        return bool(self._redis.set(key, token, nx=True, px=int(lease_s * 1000)))
+
+    def keep_listing(self, run_id: str, token: str, lease_s: float) -> bool:
+        """Extend the lease ``token`` holds; False if it expired or another lister took it."""
+        keys = [RunKeys(run_id).lister]
+        return bool(self._keep_lease(keys=keys, args=[token, int(lease_s * 1000)]))
+
+    def end_listing(self, run_id: str, token: str) -> None:
+        """Give the lease up (if ``token`` still holds it)."""
+        self._end_lease(keys=[RunKeys(run_id).lister], args=[token])
+
+    def clear_listing_error(self, run_id: str) -> None:
+        """Forget a previous listing's error: the run is being listed again."""
+        self._redis.delete(RunKeys(run_id).listing_error)
+
+    def chunk_state(self, run_id: str, chunk_id: str) -> ChunkState:
+        """The run status and the items of a chunk that already have an outcome."""
+        keys = RunKeys(run_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(keys.run, "status")
+        # The bitmap is binary: NEVER_DECODE keeps this client's decode_responses off it.
+        pipe.execute_command(  # type: ignore[no-untyped-call]
+            "GET", keys.recorded(chunk_id), NEVER_DECODE=True
+        )
+        status, bitmap = pipe.execute()
+        return ChunkState(status, frozenset(_set_bits(bitmap or b"")))
+
+    def record(
+        self, run_id: str, chunk_id: str, n_items: int, outcomes: Sequence[KeyOutcome]
+    ) -> Recorded:
+        """Record final outcomes of a chunk's keys; a key already recorded is not counted."""
+        keys = RunKeys(run_id)
+        batch = [
+            [
+                outcome.index,
+                outcome.status.value,
+                outcome.size,
+                outcome.retries,
+                outcome.error_code or "Unknown",
+                json.dumps(outcome.failure_record()) if outcome.status is KeyStatus.FAILED else "",
+                list(outcome.extra_counters),
+            ]
+            for outcome in outcomes
+        ]
+        args: list[str | int] = [self._ttl, chunk_id, n_items, json.dumps(batch)]
+        run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
+        positions, status = self._record(keys=[*run_keys, keys.recorded(chunk_id)], args=args)
+        added = tuple(outcomes[int(p) - 1] for p in positions)
+        return Recorded(added, str(status) if status else None)
+
+    def run_hash(self, run_id: str) -> dict[str, str]:
+        return _decoded(self._redis.hgetall(RunKeys(run_id).run))
+
+    def summary(self, run_id: str) -> RunSummary | None:
+        """The run's current summary, or None if no such run exists (or it expired)."""
+        keys = RunKeys(run_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(keys.run)
+        pipe.lrange(keys.failures, 0, FAILURES_READ - 1)
+        run_hash, failures = pipe.execute()
+        if not run_hash:
+            return None
+        return summarize(run_id, run_hash, failures, time.time())
+
+    def iter_failures(self, run_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every failure record of the run, in the order they were recorded."""
+        key = RunKeys(run_id).failures
+        start = 0
+        while batch := self._redis.lrange(key, start, start + page - 1):
+            yield from (json.loads(line) for line in batch)
+            start += len(batch)
+
+
+async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSummary | None:
+    """The same summary as ``RunStore.summary``, read without blocking an event loop."""
+    keys = RunKeys(run_id)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.run)
+        pipe.lrange(keys.failures, 0, FAILURES_READ - 1)
+        run_hash, failures = await pipe.execute()
+    if not run_hash:
+        return None
+    return summarize(run_id, _decoded(run_hash), [_text(f) for f in failures], time.time())
+
+
+async def read_listing_error_async(client: redis.asyncio.Redis, run_id: str) -> ListingError | None:
+    """The same as ``RunStore.listing_error``, read without blocking an event loop."""
+    return _listing_error(await client.get(RunKeys(run_id).listing_error))
+
+
+def _listing_error(raw: str | bytes | None) -> ListingError | None:
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    return ListingError(str(record["message"]), bool(record["bad_input"]))
+
+
+@contextlib.asynccontextmanager
+async def end_watch_async(
+    client: redis.asyncio.Redis, run_id: str
+) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
+    """``RunStore.end_watch`` for an event loop: an awaitable pause that ends with the run.
+
+    If the channel cannot be subscribed to (Redis is down: the caller's readings report that),
+    the pause is a plain sleep.
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe(RunKeys(run_id).ended_channel)
+    except (redis.RedisError, OSError):
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        yield asyncio.sleep
+        return
+
+    async def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if await pubsub.get_message(timeout=left) is not None:
+                    return
+        except (redis.RedisError, OSError):  # the readings decide; without the channel, wait
+            await asyncio.sleep(max(deadline - time.monotonic(), 0.0))
+
+    try:
+        yield pause
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def _set_bits(bitmap: bytes) -> Iterator[int]:
+    # Redis bitmaps number bits from the most significant bit of the first byte.
+    for byte_index, byte in enumerate(bitmap):
+        for bit in range(8):
+            if byte & (0x80 >> bit):
+                yield byte_index * 8 + bit
+
+
+def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

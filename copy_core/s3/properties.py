@@ -1,0 +1,118 @@
+"""Which object properties a copy carries, as S3 request parameters. Pure functions.
+
+A single CopyObject with the COPY directives carries metadata, content headers and tags by
+itself; storage class it does not (S3 writes STANDARD unless told), so it is passed from the
+listing. A multipart copy carries nothing by itself: every property is read from the source
+(HeadObject, GetObjectTagging) and passed to CreateMultipartUpload explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from copy_core.contract import CopyItem, CopyJob
+from copy_core.options import CopyOptions
+
+CONTENT_HEADERS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentLanguage",
+    "ContentDisposition",
+    "CacheControl",
+)
+# Metadata recorded on multipart copies only: their ETag is not the source's, so this is how a
+# later `overwrite="if-different"` run recognises the object it copied.
+SOURCE_ETAG_META = "s3fanout-source-etag"
+
+
+def copy_source(job: CopyJob, item: CopyItem) -> dict[str, str]:
+    return {"Bucket": job.source_bucket, "Key": item.source_key}
+
+
+def single_copy_params(
+    job: CopyJob, item: CopyItem, options: CopyOptions, head: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """CopyObject parameters. ``head`` (the source's HeadObject) is needed only for REPLACE.
+
+    A checksum algorithm chosen by name is passed on; "auto" and "none" pass none.
+    """
+    params: dict[str, Any] = {
+        "Bucket": job.dest_bucket,
+        "Key": item.dest_key,
+        "CopySource": copy_source(job, item),
+    }
+    if item.etag:
+        params["CopySourceIfMatch"] = item.etag
+    if options.metadata_directive == "REPLACE":
+        if head is None:
+            raise ValueError("REPLACE needs the source's content headers (HeadObject)")
+        params["MetadataDirective"] = "REPLACE"
+        params["Metadata"] = dict(options.metadata)
+        params.update(content_headers(head))
+    if options.tagging != "copy":
+        params["TaggingDirective"] = "REPLACE"
+        if options.tagging == "replace":
+            params["Tagging"] = urlencode(dict(options.tags))
+    params.update(_destination_settings(options, item.storage_class))
+    if options.checksum_algorithm not in ("auto", "none"):
+        params["ChecksumAlgorithm"] = options.checksum_algorithm
+    return params
+
+
+def explicit_params(
+    job: CopyJob,
+    item: CopyItem,
+    options: CopyOptions,
+    head: Mapping[str, Any],
+    source_tags: Mapping[str, str],
+    *,
+    record_source_etag: bool = True,
+) -> dict[str, Any]:
+    """CreateMultipartUpload / PutObject parameters carrying every property explicitly.
+
+    ``record_source_etag`` adds the source's ETag as user metadata, for copies whose own ETag
+    will differ from the source's (every multipart copy).
+    """
+    params: dict[str, Any] = {"Bucket": job.dest_bucket, "Key": item.dest_key}
+    params.update(content_headers(head))
+    if options.metadata_directive == "REPLACE":
+        metadata = dict(options.metadata)
+    else:
+        metadata = dict(head.get("Metadata") or {})
+    if record_source_etag:
+        metadata[SOURCE_ETAG_META] = str(head.get("ETag", "")).strip('"')
+    params["Metadata"] = metadata
+    tags = dict(options.tags) if options.tagging == "replace" else dict(source_tags)
+    if options.tagging != "none" and tags:
+        params["Tagging"] = urlencode(tags)
+    params.update(_destination_settings(options, head.get("StorageClass")))
+    return params
+
+
+def content_headers(head: Mapping[str, Any]) -> dict[str, Any]:
+    """Content-Type, -Encoding, -Language, -Disposition, Cache-Control and Expires."""
+    headers = {name: head[name] for name in CONTENT_HEADERS if head.get(name)}
+    expires = head.get("ExpiresString") or head.get("Expires")
+    if expires:
+        headers["Expires"] = expires
+    return headers
+
+
+def _destination_settings(options: CopyOptions, source_class: str | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    storage_class = options.storage_class or source_class
+    if storage_class and storage_class != "STANDARD":
+        settings["StorageClass"] = storage_class
+    if options.acl:
+        settings["ACL"] = options.acl
+    if options.sse:
+        settings["ServerSideEncryption"] = options.sse
+    if options.sse_kms_key_id:
+        settings["SSEKMSKeyId"] = options.sse_kms_key_id
+    return settings
+
+
+def tag_dict(tag_set: list[dict[str, str]]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in tag_set}

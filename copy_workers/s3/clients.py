@@ -1,0 +1,100 @@
+"""The S3 clients a copy uses, each with the principal it stands for, and denied calls explained.
+
+A server-side copy is signed by one principal that reads the source and writes the destination.
+A streamed copy reads with the source role and writes with the destination role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from copy_core.aws.clients import ClientFactory, Identity
+from copy_core.aws.denials import Denied, explain
+from copy_core.aws.request_log import RequestLog
+from copy_core.classify import CopyFailed
+from copy_core.contract import CopyJob
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId")
+# No such object: GetObject says NoSuchKey, HeadObject (no body) just 404 / NotFound.
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One S3 client and the principal whose credentials it carries."""
+
+    client: S3Client
+    principal: str
+
+    def call(
+        self,
+        requests: RequestLog,
+        operation: Callable[..., Any],
+        *,
+        action: str,
+        side: str,
+        bucket: str,
+        key: str | None,
+        **params: Any,
+    ) -> Any:
+        """Make one request; an AccessDenied becomes a CopyFailed that names the policy."""
+        try:
+            return requests.call(operation, **params)
+        except ClientError as exc:
+            if error_code(exc) not in DENIED_CODES:
+                raise
+            denied = Denied(self.principal, action, bucket, key, side, error_message(exc))
+            raise CopyFailed("AccessDenied", explain(denied)) from exc
+
+
+@dataclass(frozen=True)
+class CopyClients:
+    """``copy`` signs server-side copies; ``source`` and ``dest`` serve streamed copies."""
+
+    copy: Side
+    source: Side
+    dest: Side
+
+    @classmethod
+    def single(cls, client: S3Client, principal: str = "the worker's own identity") -> CopyClients:
+        side = Side(client, principal)
+        return cls(side, side, side)
+
+    @classmethod
+    def for_job(cls, job: CopyJob, factory: ClientFactory) -> CopyClients:
+        """The source role reads, the destination role writes; a server-side copy is signed by
+        the destination role (the common pull set-up), or by the source role if it is the only
+        one given, or by the worker's own identity."""
+        source = _identity(job, job.source_role_arn)
+        dest = _identity(job, job.dest_role_arn)
+
+        def side(identity: Identity) -> Side:
+            return Side(factory.s3(identity), factory.principal(identity))
+
+        return cls(copy=side(signer_identity(job)), source=side(source), dest=side(dest))
+
+
+def signer_identity(job: CopyJob) -> Identity:
+    """Who signs server-side copies: the destination role if given, else the source role."""
+    return _identity(job, job.dest_role_arn or job.source_role_arn)
+
+
+def _identity(job: CopyJob, role_arn: str | None) -> Identity:
+    if role_arn is None:
+        return Identity()
+    return Identity(role_arn, job.external_id, job.role_session_name, job.session_duration_s)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", "") or error_code(exc))
