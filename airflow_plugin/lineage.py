@@ -10,7 +10,8 @@ from typing import Any
 
 from airflow_plugin.compat import openlineage_classes
 from airflow_plugin.locations import Locations
-from copy_control.request import CopyRequest, InvalidRequest
+from copy_control.errors import InvalidRequest
+from copy_control.request import CopyRequest
 
 
 def dataset_names(loc: Locations) -> tuple[tuple[str, str], tuple[str, str]]:

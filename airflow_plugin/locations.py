@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_control.s3url import parse_s3_url
 
 

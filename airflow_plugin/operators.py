@@ -30,12 +30,8 @@ from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger, listing_stoppe
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
 from copy_control.dispatch.runner import dry_run, start_run
-from copy_control.request import (
-    DEFAULT_LISTING_CONCURRENCY,
-    CopyRequest,
-    InvalidRequest,
-    build_options,
-)
+from copy_control.errors import InvalidRequest
+from copy_control.request import DEFAULT_LISTING_CONCURRENCY, CopyRequest, build_options
 from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_control.selection import build_selection
 from copy_control.units import parse_size

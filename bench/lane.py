@@ -138,7 +138,7 @@ def measure(args: argparse.Namespace, source: Dataset, s3: S3Client) -> list[tup
                     observer=OBSERVER,
                     limit=process.limit,
                     lane=process.lane(chunk),
-                    splitter=process.splitter(copier),
+                    split_starter=process.split_starter(copier),
                 )
             cpu, wall = (self_cpu() - before).total, time.perf_counter() - started
         summary = store.summary(run_id)

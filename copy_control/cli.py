@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from copy_control.commands import copy, runs, status
 from copy_control.commands.common import EXIT_BAD_INPUT
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_core import logs
 
 

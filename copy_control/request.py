@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from copy_control.errors import InvalidRequest
+from copy_control.s3url import check_bucket_name, parse_s3_url
+from copy_control.selection import Selection, build_selection
 from copy_core.contract import COPY_MODES, ContractError, CopyJob
 from copy_core.options import CopyOptions, InvalidOption
 
 if TYPE_CHECKING:
-    from copy_control.selection import Selection
     from copy_core.aws.clients import Identity
 
 MAX_CHUNK_SIZE = 10_000
@@ -20,34 +22,10 @@ MAX_KEY_BYTES = 1024
 MAX_LISTING_CONCURRENCY = 64
 DEFAULT_LISTING_CONCURRENCY = 8
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
-
-
-class InvalidRequest(ValueError):
-    """The user's input is wrong; the message says what and how to fix it. Nothing was copied."""
-
-
-def check_bucket_name(name: str, what: str) -> None:
-    """Raise InvalidRequest unless ``name`` follows the S3 bucket naming rules."""
-    problem = None
-    if not isinstance(name, str) or not name:
-        problem = "is empty"
-    elif not 3 <= len(name) <= 63:
-        problem = f"is {len(name)} characters long; bucket names have 3 to 63"
-    elif not _BUCKET.match(name):
-        problem = (
-            "may hold only lowercase letters, digits, '.' and '-', "
-            "and must start and end with a letter or digit"
-        )
-    elif ".." in name or _IP_ADDRESS.match(name):
-        problem = "may not contain '..' or look like an IP address"
-    if problem:
-        raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")
 
 
 def build_options(**values: Any) -> CopyOptions:
@@ -127,15 +105,13 @@ class CopyRequest:
         self._check_roles()
 
     def _check_manifest(self) -> None:
-        location = self.manifest_location
-        if location is None:
+        if self.manifest is None:
             return
-        bucket, key = location
-        if not str(self.manifest).startswith("s3://") or not key:
+        _, key = parse_s3_url(self.manifest, "manifest")
+        if not key:
             raise InvalidRequest(
                 f"manifest {self.manifest!r} is not an S3 object URL: write s3://BUCKET/KEY"
             )
-        check_bucket_name(bucket, "manifest bucket")
         if self.source_prefix is None:
             raise InvalidRequest(
                 "a manifest names the keys to copy: give the source as a bucket (and "
@@ -147,8 +123,7 @@ class CopyRequest:
         """(bucket, key) of the manifest, if the request has one."""
         if self.manifest is None:
             return None
-        bucket, _, key = str(self.manifest).removeprefix("s3://").partition("/")
-        return bucket, key
+        return parse_s3_url(self.manifest, "manifest")
 
     def _check_roles(self) -> None:
         for name in ("source_role_arn", "dest_role_arn"):
@@ -277,8 +252,6 @@ class CopyRequest:
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> CopyRequest:
         """The request ``to_wire`` gave, checked again; InvalidRequest if it is not one."""
-        from copy_control.selection import build_selection  # noqa: PLC0415 - it imports this
-
         values = dict(raw)
         try:
             values["options"] = CopyOptions.from_wire(values.get("options") or {})

@@ -1,8 +1,13 @@
-"""``s3://bucket/key`` URLs."""
+"""``s3://bucket/key`` URLs and S3's bucket naming rules."""
 
 from __future__ import annotations
 
-from copy_control.request import InvalidRequest, check_bucket_name
+import re
+
+from copy_control.errors import InvalidRequest
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 def parse_s3_url(url: str, what: str = "S3 URL") -> tuple[str, str]:
@@ -14,3 +19,21 @@ def parse_s3_url(url: str, what: str = "S3 URL") -> tuple[str, str]:
         raise InvalidRequest(f"{what} {url!r} has no bucket: write it as s3://BUCKET/KEY")
     check_bucket_name(bucket, f"{what} bucket")
     return bucket, key
+
+
+def check_bucket_name(name: str, what: str) -> None:
+    """Raise InvalidRequest unless ``name`` follows the S3 bucket naming rules."""
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = "is empty"
+    elif not 3 <= len(name) <= 63:
+        problem = f"is {len(name)} characters long; bucket names have 3 to 63"
+    elif not _BUCKET.match(name):
+        problem = (
+            "may hold only lowercase letters, digits, '.' and '-', "
+            "and must start and end with a letter or digit"
+        )
+    elif ".." in name or _IP_ADDRESS.match(name):
+        problem = "may not contain '..' or look like an IP address"
+    if problem:
+        raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from fnmatch import translate
 from typing import TYPE_CHECKING, Any
 
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_control.units import parse_size
 
 if TYPE_CHECKING:
@@ -65,12 +65,6 @@ class Selection:
     @property
     def is_everything(self) -> bool:
         return self == Selection()
-
-    @property
-    def needs_metadata(self) -> bool:
-        """Whether deciding needs sizes or dates (which a plain CSV manifest does not have)."""
-        bounds = (self.min_size, self.max_size, self.modified_after, self.modified_before)
-        return any(bound is not None for bound in bounds)
 
     def describe(self) -> dict[str, Any]:
         """The non-default filters, JSON-able (stored with the run)."""

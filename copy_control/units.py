@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 
 _UNITS = {
     "": 1,

@@ -56,6 +56,10 @@ TRANSIENT_CODES = frozenset(_BOTOCORE_TRANSIENT) | {
     "RequestTimeTooSkewed",
 }
 TRANSIENT_STATUS = frozenset(_BOTOCORE_STATUS) | {429}
+# Denied: S3's AccessDenied, or a status-only 403 (HEAD), or a disabled or unknown account key.
+DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId")
+# No such object: GetObject says NoSuchKey, HeadObject (no body) just 404 / NotFound.
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 # What a user can do about the commonest permanent errors, appended to S3's own message.
@@ -141,3 +145,13 @@ def _classify_crt_error(exc: AwsCrtError) -> ClassifiedError:
 
 def _message(exc: BaseException) -> str:
     return redact(str(exc) or type(exc).__name__)
+
+
+def error_code(exc: ClientError) -> str:
+    """S3's error code of a ClientError (a status for bodiless answers such as HEAD's)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(exc: ClientError) -> str:
+    """S3's message of a ClientError, or its code where S3 gave none."""
+    return str(exc.response.get("Error", {}).get("Message", "") or error_code(exc))

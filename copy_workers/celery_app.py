@@ -11,7 +11,7 @@ from copy_workers.settings import WorkerSettings
 
 settings = WorkerSettings.from_env()
 
-app = Celery("s3fanout", include=["copy_workers.tasks"])
+app = Celery("s3fanout", include=["copy_workers.tasks", "copy_workers.listing_task"])
 app.conf.update(
     celery_settings(settings.redis_url, settings.visibility_timeout_s),
     # A chunk is acknowledged only once it is done, and comes back if its worker dies.

@@ -23,7 +23,7 @@ from copy_core.runs.store import Recorded, RunStore
 from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retries
 from copy_workers.s3.copier import CopyReport
 from copy_workers.s3.fastlane import FastLane, eligible
-from copy_workers.s3.split import Splitter
+from copy_workers.s3.split import SplitStarter
 from copy_workers.settings import WorkerSettings
 from copy_workers.throttle import AdaptiveLimit
 
@@ -124,7 +124,7 @@ def copy_chunk(
     observer: ChunkObserver | None = None,
     limit: AdaptiveLimit | None = None,
     lane: FastLane | None = None,
-    splitter: Splitter | None = None,
+    split_starter: SplitStarter | None = None,
 ) -> ChunkResult:
     """Copy every key of ``message`` that has no recorded outcome yet, and record outcomes.
 
@@ -143,15 +143,15 @@ def copy_chunk(
         _record_all(recorder, message, pending, KeyStatus.CANCELLED)
         return _result(message, recorder.tally)
     left = 0
-    if splitter is not None:
-        big = [i for i in pending if splitter.wants(message.job, message.items[i])]
+    if split_starter is not None:
+        big = [i for i in pending if split_starter.wants(message.job, message.items[i])]
         if big:
             split_off = set(big)
             pending = [i for i in pending if i not in split_off]
             left += _copy_pending(
                 message,
                 pending=big,
-                copy=splitter.starter(message),
+                copy=split_starter.starter(message),
                 recorder=recorder,
                 settings=settings,
                 final_attempt=final_attempt,

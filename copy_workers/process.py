@@ -17,7 +17,7 @@ from copy_workers.s3.clients import CopyClients, signer_identity
 from copy_workers.s3.copier import ObjectCopier
 from copy_workers.s3.crt_http import Transport
 from copy_workers.s3.fastlane import Addressing, FastLane, s3_headers
-from copy_workers.s3.split import BatchCopier, SplitStore, Splitter
+from copy_workers.s3.split import BatchCopier, SplitStarter, SplitStore
 from copy_workers.s3.stream import BufferBudget
 from copy_workers.settings import WorkerSettings
 from copy_workers.throttle import AdaptiveLimit
@@ -69,9 +69,9 @@ class WorkerProcess:
     def splits(self) -> SplitStore:
         return SplitStore(self.store.client, self.settings.run_ttl_s)
 
-    def splitter(self, copier: ObjectCopier) -> Splitter:
+    def split_starter(self, copier: ObjectCopier) -> SplitStarter:
         """Starts the splits of a chunk's very large objects (their parts go to the pool)."""
-        return Splitter(self.splits, self._send_parts, copier)
+        return SplitStarter(self.splits, self._send_parts, copier)
 
     def batch_copier(
         self, message: PartsMessage, on_recorded: Callable[[Recorded], None]

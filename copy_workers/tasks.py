@@ -1,6 +1,8 @@
-"""Celery tasks: thin adapters that decode a message and hand it to the engine (or, for a
-run listed in the pool, to the control plane's ``start_run``: see
-copy_control.dispatch.pool_listing)."""
+"""Celery tasks: thin adapters that decode a message and hand it to the engine.
+
+The task that lists a run in the pool is in ``listing_task``, the one module of the worker that
+imports the control plane.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +13,8 @@ from typing import Any, TypeVar
 from celery import Task
 from celery.exceptions import Reject
 
-from copy_control.dispatch.pool_listing import list_run
 from copy_core import logs
 from copy_core.contract import (
-    LIST_TASK_NAME,
     PARTS_TASK_NAME,
     QUEUE,
     TASK_NAME,
@@ -73,7 +73,7 @@ def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, An
                 observer=metrics.OBSERVER,
                 limit=PROCESS.limit,
                 lane=PROCESS.lane(message),
-                splitter=PROCESS.splitter(copier),
+                split_starter=PROCESS.split_starter(copier),
             )
     return result.to_wire()
 
@@ -86,19 +86,6 @@ def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
     with logs.bound(message.run_id, message.chunk_id):
         copier = PROCESS.batch_copier(message, lambda done: metrics.OBSERVER.recorded(done.added))
         return copier.run(message, final_attempt=final)
-
-
-@app.task(name=LIST_TASK_NAME)
-def list_run_task(run_id: str, request: dict[str, Any]) -> None:
-    """List a run's source and dispatch its chunks (``s3fanout copy --list-in-pool``)."""
-    try:
-        if not isinstance(run_id, str) or not isinstance(request, dict):
-            raise ContractError("a listing message has a run id and a request object")
-        with logs.bound(run_id):
-            list_run(run_id, request, PROCESS.clients, PROCESS.store, app)
-    except ContractError as exc:  # rejected, not retried: it never gets better
-        log.error("rejected malformed listing message", extra={"reason": str(exc)})
-        raise Reject(str(exc), requeue=False) from exc
 
 
 def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: dict[str, Any], kind: str) -> M:

@@ -16,7 +16,8 @@ from copy_control.commands.selecting import (
 )
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
-from copy_control.request import CopyRequest, InvalidRequest, build_options, check_run_id
+from copy_control.errors import InvalidRequest
+from copy_control.request import CopyRequest, build_options, check_run_id
 from copy_control.runs.progress import terminal_bar
 from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url

@@ -12,7 +12,7 @@ from copy_control.commands.common import (
     add_redis_url,
     print_summary,
 )
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_control.runs.report import report_lines, upload_report
 from copy_control.runs.waiting import RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url

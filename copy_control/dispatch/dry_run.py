@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from copy_control.dispatch.planning import PartitionEnd, PlannedChunk
+from copy_core.classify import MISSING_CODES, error_code
 from copy_core.contract import CopyItem
 from copy_core.s3.overwrite import skip_existing, skip_from_listing
-from copy_workers.s3.clients import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -8,8 +8,8 @@ never by the number of keys.
 
 Work stealing for key ranges: after each page a range lists, if listing threads are idle and
 no partition waits for them, the rest of the range is split (``keyranges.split_points``): the
-range keeps the first part and the others become new partitions. The split is stored (the
-``PartLog``) before the new partitions are queued, and a split boundary is always past every
+range keeps the first partition and the others become new partitions. The split is stored (the
+``PartitionLog``) before the new partitions are queued, and a split boundary is always past every
 key the range has listed, so chunks already planned stay in their partition and a resumed
 run reads exactly the partitions the interrupted one had. A resumed partition is not split
 before it has planned its first chunk again: that chunk may have been registered by the
@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk, plan_partition
-from copy_control.listing.sources import Part, Source
+from copy_control.listing.partitions import Partition
+from copy_control.listing.sources import Source
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,10 @@ class Sink(Protocol):
         """Every chunk of a partition was taken."""
 
 
-class PartLog(Protocol):
+class PartitionLog(Protocol):
     """Where partitions are recorded, so that a resumed run reads the same ones."""
 
-    def save_parts(self, parts: Sequence[Part]) -> None:
+    def save_partitions(self, partitions: Sequence[Partition]) -> None:
         """Record new partitions and changed ones (one atomic write)."""
 
 
@@ -69,11 +70,11 @@ class Fanout:
     """One run's listing: partitions read by ``concurrency`` threads, chunks to ``sink``."""
 
     def __init__(
-        self, source: Source, plan: Plan, sink: Sink, part_log: PartLog, concurrency: int
+        self, source: Source, plan: Plan, sink: Sink, partition_log: PartitionLog, concurrency: int
     ) -> None:
-        self._source, self._plan, self._sink, self._log = source, plan, sink, part_log
+        self._source, self._plan, self._sink, self._log = source, plan, sink, partition_log
         self._concurrency = concurrency
-        self._ready: queue.Queue[Part | None] = queue.Queue()
+        self._ready: queue.Queue[Partition | None] = queue.Queue()
         self._out: queue.Queue[object] = queue.Queue(maxsize=2 * concurrency)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,20 +82,20 @@ class Fanout:
         self._unsettled: set[str] = set()  # resumed partitions yet to plan their first chunk
         self.splits = 0
 
-    def run(self, parts: Sequence[Part], resumed: bool = False) -> bool:
+    def run(self, partitions: Sequence[Partition], resumed: bool = False) -> bool:
         """Read every unfinished partition; False if the sink stopped early.
 
         ``resumed``: the partitions were recorded by an earlier dispatcher of the run.
         """
-        todo = [part for part in parts if not part.done]
+        todo = [partition for partition in partitions if not partition.done]
         if resumed:
-            self._unsettled = {part.pid for part in todo}
-        self._next_id = max((_number(part.pid) for part in parts), default=0) + 1
+            self._unsettled = {partition.pid for partition in todo}
+        self._next_id = max((_number(partition.pid) for partition in partitions), default=0) + 1
         if not todo:
             return True
         self._pending = len(todo)
-        for part in todo:
-            self._ready.put(part)
+        for partition in todo:
+            self._ready.put(partition)
         threads = [
             threading.Thread(target=self._work, name=f"s3fanout-list-{i}", daemon=True)
             for i in range(self._concurrency)
@@ -106,28 +107,30 @@ class Fanout:
         finally:
             self._shutdown(threads)
 
-    def after_page(self, part: Part, first_key: str, last_key: str) -> None:
+    def after_page(self, partition: Partition, first_key: str, last_key: str) -> None:
         """Called by a range after each full page: split its rest if threads are idle."""
-        part.pages += 1
-        if self._concurrency < 2 or part.pages < PAGES_BEFORE_SPLIT:
+        partition.pages += 1
+        if self._concurrency < 2 or partition.pages < PAGES_BEFORE_SPLIT:
             return
         with self._lock:
-            if part.pid in self._unsettled:
+            if partition.pid in self._unsettled:
                 return
             wanted = self._idle - self._ready.qsize()
             if wanted <= 0:
                 return
-            end = part.spec.get("end")
+            end = partition.spec.get("end")
             bounds = self._source.split_points(first_key, last_key, end, wanted + 1)
             if not bounds:
                 return
             new = [
-                Part(f"p{self._next_id + i}", {"after": low, "end": high})
+                Partition(f"p{self._next_id + i}", {"after": low, "end": high})
                 for i, (low, high) in enumerate(zip(bounds, [*bounds[1:], end], strict=True))
             ]
-            changed = Part(part.pid, {**part.spec, "end": bounds[0]}, part.cursor)
-            self._log.save_parts([changed, *new])  # recorded before anything of them is sent
-            part.spec, part.pages = changed.spec, 0
+            changed = Partition(
+                partition.pid, {**partition.spec, "end": bounds[0]}, partition.cursor
+            )
+            self._log.save_partitions([changed, *new])  # recorded before anything of them is sent
+            partition.spec, partition.pages = changed.spec, 0
             self._next_id += len(new)
             self._pending += len(new)
             self.splits += 1
@@ -151,10 +154,10 @@ class Fanout:
         while not self._stop.is_set():
             with self._lock:
                 self._idle += 1
-            part = self._ready.get()
+            partition = self._ready.get()
             with self._lock:
                 self._idle -= 1
-            if part is None or not self._read(part):
+            if partition is None or not self._read(partition):
                 return
             with self._lock:
                 self._pending -= 1
@@ -162,14 +165,14 @@ class Fanout:
             if finished:
                 self._put(_FINISHED)
 
-    def _read(self, part: Part) -> bool:
+    def _read(self, partition: Partition) -> bool:
         """Plan one partition into the queue; False if the fan-out is stopping."""
         try:
-            entries = self._source.entries(part, self)
-            for item in plan_partition(entries, part.pid, self._plan, part.cursor):
+            entries = self._source.entries(partition, self)
+            for item in plan_partition(entries, partition.pid, self._plan, partition.cursor):
                 if isinstance(item, PlannedChunk):
                     with self._lock:
-                        self._unsettled.discard(part.pid)
+                        self._unsettled.discard(partition.pid)
                 if not self._put(item):
                     return False
         except BaseException as exc:

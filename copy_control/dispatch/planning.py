@@ -13,20 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from copy_control.listing.partitions import Cursor, Entry
 from copy_control.listing.s3_listing import ListedObject
 from copy_core.contract import CopyItem
-
-Position = str | int
-Entry = tuple[Position, ListedObject | None]  # None: an entry that is not an object to copy
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """How far a partition got: its last position, its next chunk number, entries filtered."""
-
-    position: Position | None = None
-    next_chunk: int = 0
-    filtered: int = 0
 
 
 @dataclass(frozen=True)

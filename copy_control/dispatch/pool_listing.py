@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from copy_control.request import CopyRequest, InvalidRequest, check_run_id, check_same_request
+from copy_control.errors import InvalidRequest
+from copy_control.request import CopyRequest, check_run_id, check_same_request
 from copy_core.contract import LIST_TASK_NAME, QUEUE, ContractError
 from copy_core.runs.store import RunStore
 

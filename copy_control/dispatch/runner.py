@@ -7,20 +7,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from copy_control.dispatch.dry_run import DestState, DryRunReport, DryRunSink
-from copy_control.dispatch.fanout import Fanout, PartLog, Sink
-from copy_control.dispatch.listing_log import ChunkSender, ListingLog, MemoryLog, refuse_legacy
+from copy_control.dispatch.fanout import Fanout, PartitionLog, Sink
+from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import Plan
+from copy_control.dispatch.sender import ChunkSender
+from copy_control.errors import InvalidRequest
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
+from copy_control.listing.partitions import Partition
 from copy_control.listing.sources import (
     KeySource,
     ListingOrderError,
     ManifestSource,
-    Part,
     PrefixSource,
     Source,
 )
-from copy_control.request import CopyRequest, InvalidRequest, check_same_request
+from copy_control.request import CopyRequest, check_same_request
 from copy_control.selection import Selection, Selector
 from copy_core.contract import RunStatus
 from copy_core.runs.store import RunStore
@@ -57,18 +59,19 @@ def start_run(
     """
     existing = store.run_hash(run_id)
     check_same_request(existing, request, run_id)
-    refuse_legacy(existing, run_id)
     source = open_source(request, s3)
     try:
         source.check()  # raises InvalidRequest for bad input, before any write
         status = store.create_run(run_id, request.describe(), request.max_failures)
         if RunStatus(status).is_final or existing.get("listing_done") == "1":
             return DispatchReport(run_id, status, 0, resumed=bool(existing))
-        part_log = ListingLog(store, run_id)
-        recorded = part_log.load()
-        parts = recorded or _start_parts(source, part_log)
-        sender = ChunkSender(app, store, run_id, request.job(run_id), part_log)
-        _fan_out(request, source, parts, sender, part_log, store, run_id, bool(recorded))
+        partition_log = ListingLog(store, run_id)
+        recorded = partition_log.load()
+        partitions = recorded or _first_partitions(source, partition_log)
+        sender = ChunkSender(app, store, run_id, request.job(run_id), partition_log)
+        _dispatch_partitions(
+            request, source, partitions, sender, partition_log, store, run_id, bool(recorded)
+        )
     finally:
         source.close()
     final = store.finish_listing(run_id) or status
@@ -90,7 +93,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     sink = DryRunSink(dest)
     try:
         source.check()
-        fanout = _fanout(request, source, sink, MemoryLog())
+        fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
         return sink.finish()
     finally:
@@ -110,24 +113,24 @@ def open_source(request: CopyRequest, s3: S3Client) -> Source:
     return KeySource(s3, request.source_bucket, request.source_key)
 
 
-def _start_parts(source: Source, part_log: ListingLog) -> list[Part]:
-    parts = source.initial()
-    part_log.save_parts(parts)
-    return parts
+def _first_partitions(source: Source, partition_log: ListingLog) -> list[Partition]:
+    partitions = source.initial()
+    partition_log.save_partitions(partitions)
+    return partitions
 
 
-def _fan_out(
+def _dispatch_partitions(
     request: CopyRequest,
     source: Source,
-    parts: list[Part],
+    partitions: list[Partition],
     sender: ChunkSender,
-    part_log: ListingLog,
+    partition_log: ListingLog,
     store: RunStore,
     run_id: str,
     resumed: bool,
 ) -> None:
     try:
-        if not _fanout(request, source, sender, part_log).run(parts, resumed):
+        if not _build_fanout(request, source, sender, partition_log).run(partitions, resumed):
             log.info("dispatch stopped: run %s was cancelled", run_id)
     except (ManifestError, ListingOrderError) as exc:
         # Found after dispatch began (a bad manifest row, an endpoint that lists out of S3's
@@ -136,8 +139,10 @@ def _fan_out(
         raise InvalidRequest(f"{exc} (run {run_id} was cancelled)") from exc
 
 
-def _fanout(request: CopyRequest, source: Source, sink: Sink, part_log: PartLog) -> Fanout:
+def _build_fanout(
+    request: CopyRequest, source: Source, sink: Sink, partition_log: PartitionLog
+) -> Fanout:
     prefix = request.source_prefix if request.source_prefix is not None else ""
     selector = Selector(request.selection or Selection(), prefix)
     plan = Plan(selector.accepts, request.dest_for, request.chunk_size)
-    return Fanout(source, plan, sink, part_log, request.listing_concurrency)
+    return Fanout(source, plan, sink, partition_log, request.listing_concurrency)

@@ -25,24 +25,24 @@ _SURROGATES = range(0xD800, 0xE000)  # not characters: never a boundary
 _MAX_CHAR = 0x10FFFF
 
 
-def split_points(prefix: str, low: str, high: str | None, parts: int) -> list[str]:
-    """Up to ``parts - 1`` boundaries ``b`` with ``low < b1 < b2 ... < high``, all under ``prefix``.
+def split_points(prefix: str, low: str, high: str | None, pieces: int) -> list[str]:
+    """Up to ``pieces - 1`` boundaries ``b``, ``low < b1 < b2 ... < high``, all under ``prefix``.
 
     ``low`` is the last key listed (under ``prefix``); ``high`` the range's end (None: the end
     of the prefix). Boundaries go at the first character position where ``low`` and ``high``
     differ, spread evenly over the characters between them there.
     """
-    if parts < 2:
+    if pieces < 2:
         return []
     rel_low = low[len(prefix) :]
     rel_high = None if high is None else high[len(prefix) :]
     base, first, last = _split_position(rel_low, rel_high)
     first = max(first, _PRINTABLE_LOW) if last >= _PRINTABLE_LOW else first
-    return [prefix + base + chr(c) + _SUFFIX for c in _spread(first, last, parts - 1)]
+    return [prefix + base + chr(c) + _SUFFIX for c in _spread(first, last, pieces - 1)]
 
 
 def extrapolated_points(
-    prefix: str, first: str, last: str, high: str | None, parts: int, pages: int = 4
+    prefix: str, first: str, last: str, high: str | None, pieces: int, pages: int = 4
 ) -> list[str]:
     """Boundaries where the keys after ``last`` probably are, ``pages`` pages apart.
 
@@ -54,12 +54,12 @@ def extrapolated_points(
     """
     rel_first, rel_last = first[len(prefix) :], last[len(prefix) :]
     i = next((n for n, (a, b) in enumerate(zip(rel_first, rel_last, strict=False)) if a != b), None)
-    if parts < 2 or i is None:
+    if pieces < 2 or i is None:
         return []
     step = (ord(rel_last[i]) - ord(rel_first[i])) * pages
     base, start = prefix + rel_last[:i], ord(rel_last[i])
     points = []
-    for k in range(1, parts):
+    for k in range(1, pieces):
         c = max(start + k * step, _PRINTABLE_LOW)
         if c >= _PRINTABLE_HIGH:
             break

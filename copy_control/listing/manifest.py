@@ -29,10 +29,10 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
+from copy_control.errors import InvalidRequest
 from copy_control.listing.s3_listing import ListedObject
 from copy_control.listing.s3file import seekable_object, text_lines
-from copy_control.request import InvalidRequest
-from copy_workers.s3.clients import MISSING_CODES, error_code
+from copy_core.classify import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

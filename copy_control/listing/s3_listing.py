@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from copy_control.request import InvalidRequest
-from copy_workers.s3.clients import MISSING_CODES, error_code
+from copy_control.errors import InvalidRequest
+from copy_core.classify import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

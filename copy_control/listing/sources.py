@@ -15,11 +15,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from copy_control.dispatch.planning import Cursor, Entry
+from copy_control.errors import InvalidRequest
 from copy_control.listing.keyranges import extrapolated_points, split_points
 from copy_control.listing.manifest import (
     ManifestFile,
@@ -28,6 +27,7 @@ from copy_control.listing.manifest import (
     read_rows,
     to_object,
 )
+from copy_control.listing.partitions import Entry, Partition
 from copy_control.listing.s3_listing import (
     PAGE_SIZE,
     ListedObject,
@@ -36,7 +36,6 @@ from copy_control.listing.s3_listing import (
     list_range_pages,
     resolve,
 )
-from copy_control.request import InvalidRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -47,21 +46,10 @@ RESOLVE_THREADS = 32
 RESOLVE_BATCH = 128
 
 
-@dataclass
-class Part:
-    """One partition of a run: its id, its spec, how far it got, and whether it is done."""
-
-    pid: str
-    spec: dict[str, Any]
-    cursor: Cursor = field(default_factory=Cursor)
-    done: bool = False
-    pages: int = 0  # full pages listed since it was created or last split (not stored)
-
-
-class Splitter(Protocol):
+class RangeSplitter(Protocol):
     """What a range partition calls after each page: the fan-out may split its remainder."""
 
-    def after_page(self, part: Part, first_key: str, last_key: str) -> None: ...
+    def after_page(self, partition: Partition, first_key: str, last_key: str) -> None: ...
 
 
 class Source(Protocol):
@@ -70,13 +58,13 @@ class Source(Protocol):
     def check(self) -> None:
         """Read enough to fail on bad input (InvalidRequest) before the run is created."""
 
-    def initial(self) -> list[Part]:
+    def initial(self) -> list[Partition]:
         """The partitions of a run that starts from nothing."""
 
-    def entries(self, part: Part, splitter: Splitter) -> Iterator[Entry]:
+    def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
         """The partition's entries after its cursor, in order."""
 
-    def split_points(self, first: str, last: str, end: str | None, parts: int) -> list[str]:
+    def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
         """Boundaries splitting a range's rest ``last < key <= end`` (none: unsplittable).
 
         ``first`` and ``last`` are the first and last keys of the page just listed.
@@ -97,22 +85,22 @@ class PrefixSource:
     def check(self) -> None:
         check_prefix(self.client, self.bucket, self.prefix)
 
-    def initial(self) -> list[Part]:
-        return [Part("p0", {"after": None, "end": None})]
+    def initial(self) -> list[Partition]:
+        return [Partition("p0", {"after": None, "end": None})]
 
-    def entries(self, part: Part, splitter: Splitter) -> Iterator[Entry]:
-        start = part.cursor.position or part.spec["after"]
+    def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
+        start = partition.cursor.position or partition.spec["after"]
         assert start is None or isinstance(start, str)
         # Key ranges rely on S3's order; a whole-prefix listing read alone does not.
-        bounded = part.spec.get("after") is not None or part.spec.get("end") is not None
+        bounded = partition.spec.get("after") is not None or partition.spec.get("end") is not None
         previous = start or ""
-        first = FIRST_PAGE if part.spec.get("after") is not None else None
+        first = FIRST_PAGE if partition.spec.get("after") is not None else None
         pages = list_range_pages(
             self.client, self.bucket, self.prefix, start, self.page_size, first
         )
         for page, truncated in pages:
             for obj in page:
-                end = part.spec.get("end")  # read each time: a split may lower it
+                end = partition.spec.get("end")  # read each time: a split may lower it
                 if end is not None and obj.key > end:
                     return
                 if bounded and obj.key <= previous:
@@ -120,11 +108,11 @@ class PrefixSource:
                 previous = obj.key
                 yield obj.key, obj
             if truncated and page:
-                splitter.after_page(part, page[0].key, page[-1].key)
+                splitter.after_page(partition, page[0].key, page[-1].key)
 
-    def split_points(self, first: str, last: str, end: str | None, parts: int) -> list[str]:
-        guessed = extrapolated_points(self.prefix, first, last, end, parts)
-        return guessed or split_points(self.prefix, last, end, parts)
+    def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
+        guessed = extrapolated_points(self.prefix, first, last, end, pieces)
+        return guessed or split_points(self.prefix, last, end, pieces)
 
     def close(self) -> None:
         pass
@@ -152,14 +140,14 @@ class KeySource:
     def check(self) -> None:
         self._obj = head_object(self.client, self.bucket, self.key)
 
-    def initial(self) -> list[Part]:
-        return [Part("k0", {"key": self.key})]
+    def initial(self) -> list[Partition]:
+        return [Partition("k0", {"key": self.key})]
 
-    def entries(self, part: Part, splitter: Splitter) -> Iterator[Entry]:
-        if part.cursor.position is None:
+    def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
+        if partition.cursor.position is None:
             yield self.key, self._obj or head_object(self.client, self.bucket, self.key)
 
-    def split_points(self, first: str, last: str, end: str | None, parts: int) -> list[str]:
+    def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
         return []
 
     def close(self) -> None:
@@ -185,12 +173,12 @@ class ManifestSource:
                 to_object(row, file, self.source_bucket, number)
             rows.close()
 
-    def initial(self) -> list[Part]:
-        return [Part(f"f{i}", file.to_spec()) for i, file in enumerate(self._files)]
+    def initial(self) -> list[Partition]:
+        return [Partition(f"f{i}", file.to_spec()) for i, file in enumerate(self._files)]
 
-    def entries(self, part: Part, splitter: Splitter) -> Iterator[Entry]:
-        file = ManifestFile.from_spec(part.spec)
-        position = part.cursor.position
+    def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
+        file = ManifestFile.from_spec(partition.spec)
+        position = partition.cursor.position
         start = 0 if position is None else int(position) + 1
         rows = read_rows(self.client, file, start)
         numbered = (
@@ -205,7 +193,7 @@ class ManifestSource:
             return resolve(self.client, self.source_bucket, row.key)
         return row
 
-    def split_points(self, first: str, last: str, end: str | None, parts: int) -> list[str]:
+    def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
         return []
 
     def close(self) -> None:

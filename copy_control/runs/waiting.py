@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_core.contract import RunSummary
 from copy_core.runs.store import RunStore
 

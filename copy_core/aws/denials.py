@@ -39,20 +39,6 @@ def explain(denied: Denied) -> str:
     return f"{head}. {_likely_policy(denied)}"
 
 
-def explain_assume_role(role_arn: str, base_principal: str, external_id: bool) -> str:
-    """The role could not be assumed: the trust policy (or its ExternalId condition)."""
-    condition = (
-        "and that its sts:ExternalId condition matches the external_id given"
-        if external_id
-        else "(if it requires an sts:ExternalId, pass external_id / --external-id)"
-    )
-    return (
-        f"{base_principal} may not assume {role_arn}: check that the role's trust policy "
-        f"allows sts:AssumeRole for {base_principal} {condition}, and that the worker's own "
-        f"policy allows sts:AssumeRole on {role_arn}"
-    )
-
-
 def _likely_policy(denied: Denied) -> str:
     if denied.side == "both":
         return (

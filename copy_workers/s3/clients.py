@@ -15,15 +15,11 @@ from botocore.exceptions import ClientError
 from copy_core.aws.clients import ClientFactory, Identity
 from copy_core.aws.denials import Denied, explain
 from copy_core.aws.request_log import RequestLog
-from copy_core.classify import CopyFailed
+from copy_core.classify import DENIED_CODES, CopyFailed, error_code, error_message
 from copy_core.contract import CopyJob
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId")
-# No such object: GetObject says NoSuchKey, HeadObject (no body) just 404 / NotFound.
-MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 @dataclass(frozen=True)
@@ -90,11 +86,3 @@ def _identity(job: CopyJob, role_arn: str | None) -> Identity:
     if role_arn is None:
         return Identity()
     return Identity(role_arn, job.external_id, job.role_session_name, job.session_duration_s)
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def error_message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message", "") or error_code(exc))

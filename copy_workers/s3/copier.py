@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from copy_core.aws.denials import COPY_ACTION
 from copy_core.aws.request_log import RequestLog
-from copy_core.classify import CopyFailed
+from copy_core.classify import MISSING_CODES, CopyFailed, error_code
 from copy_core.contract import CopyItem, CopyJob, KeyStatus
 from copy_core.s3.overwrite import is_kms, skip_existing
 from copy_core.s3.properties import explicit_params, single_copy_params, tag_dict
@@ -29,7 +29,7 @@ from copy_core.s3.verify import (
     full_object_checksums,
     is_plain_md5,
 )
-from copy_workers.s3.clients import MISSING_CODES, CopyClients, Side, error_code
+from copy_workers.s3.clients import CopyClients, Side
 from copy_workers.s3.multipart import copy_multipart
 from copy_workers.s3.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
 

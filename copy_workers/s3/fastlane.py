@@ -31,19 +31,16 @@ from botocore.exceptions import ClientError
 from botocore.utils import SAFE_CHARS, percent_encode
 
 from copy_core.aws.denials import COPY_ACTION, Denied, explain
-from copy_core.classify import CopyFailed, ErrorKind, classify
+from copy_core.classify import DENIED_CODES, CopyFailed, ErrorKind, classify
 from copy_core.contract import ChunkMessage, CopyItem, CopyJob, KeyOutcome, KeyStatus
 from copy_core.s3.properties import single_copy_params
 from copy_core.s3.verify import Verdict, compare, full_object_checksums, is_plain_md5
 from copy_workers.retry import KeyRetryPolicy
-from copy_workers.s3.clients import DENIED_CODES
 from copy_workers.s3.crt_http import Endpoint, Response, Transport
 from copy_workers.throttle import AdaptiveLimit
 
 log = logging.getLogger(__name__)
 
-# Header names of CopyObject's parameters, from botocore's service model (see s3_headers()).
-HeaderNames = Mapping[str, str]
 _TAG = re.compile(r"^\{[^}]*\}")
 _COPY_ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 

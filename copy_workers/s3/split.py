@@ -153,7 +153,7 @@ class SplitStore:
         return bool(self._redis.hsetnx(key, "failed", "1"))
 
 
-class Splitter:
+class SplitStarter:
     """Starts splits: the worker that meets a very large object in its chunk."""
 
     def __init__(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_plugin.locations import Locations, resolve_locations
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 
 NONE = dict.fromkeys(
     (

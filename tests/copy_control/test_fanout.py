@@ -13,9 +13,11 @@ from typing import Any, cast
 import pytest
 
 from copy_control.dispatch.fanout import Fanout
-from copy_control.dispatch.listing_log import ChunkSender, ListingLog, MemoryLog
+from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk
-from copy_control.listing.sources import ListingOrderError, Part, PrefixSource
+from copy_control.dispatch.sender import ChunkSender
+from copy_control.listing.partitions import Partition
+from copy_control.listing.sources import ListingOrderError, PrefixSource
 from copy_core.contract import CopyJob
 from copy_core.runs.store import RunStore, connect
 from devstack.listing_stub import ListingStub
@@ -43,7 +45,7 @@ class Collect:
 def _keys(n: int, seed: int = 1) -> list[str]:
     rng = random.Random(seed)
     nested = [
-        f"data/{d:02d}/{h:02d}/part-{i:05d}.bin"
+        f"data/{d:02d}/{h:02d}/partition-{i:05d}.bin"
         for d in range(20)
         for h in range(5)
         for i in range(n // 100)
@@ -57,10 +59,10 @@ def _plan(chunk_size: int = 50) -> Plan:
     return Plan(lambda obj: True, lambda key: key, chunk_size)
 
 
-def _run(keys: list[str], concurrency: int, sink: Collect, parts=None, log=None) -> Fanout:
+def _run(keys: list[str], concurrency: int, sink: Collect, partitions=None, log=None) -> Fanout:
     source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
     fanout = Fanout(source, _plan(), sink, log or MemoryLog(), concurrency)
-    fanout.run(parts or source.initial())
+    fanout.run(partitions or source.initial())
     return fanout
 
 
@@ -136,12 +138,12 @@ def _dispatch(
     """What runner.start_run does: the recorded partitions (a resume), or a first one."""
     log = ListingLog(store, run_id)
     recorded = log.load()
-    parts = recorded or [Part("p0", {"after": None, "end": None})]
+    partitions = recorded or [Partition("p0", {"after": None, "end": None})]
     if not recorded:
-        log.save_parts(parts)
+        log.save_partitions(partitions)
     sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), log)
     source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
-    Fanout(source, plan or _plan(), sender, log, concurrency).run(parts, bool(recorded))
+    Fanout(source, plan or _plan(), sender, log, concurrency).run(partitions, bool(recorded))
 
 
 def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) -> None:
@@ -161,7 +163,7 @@ def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) ->
         assert by_id.setdefault(message["chunk_id"], items) == items  # resent = same keys
     assert Counter(k for items in by_id.values() for k in items) == Counter(keys)
     assert int(store.run_hash(run_id)["objects_listed"]) == len(keys)
-    assert all(part.done for part in ListingLog(store, run_id).load())
+    assert all(partition.done for partition in ListingLog(store, run_id).load())
     # Celery's logs name the chunk instead of a repr of its keys.
     message, label = second.sent[0], second.reprs[0]
     assert label == f"run {run_id} chunk {message['chunk_id']}: {len(message['items'])} keys"
@@ -211,6 +213,6 @@ def test_an_endpoint_listing_out_of_order_stops_key_ranges() -> None:
             return page
 
     source = PrefixSource(cast(Any, Unordered(_keys(400))), "b", "data/", page_size=40)
-    part = Part("p1", {"after": "data/", "end": None})
+    partition = Partition("p1", {"after": "data/", "end": None})
     with pytest.raises(ListingOrderError, match="--listing-concurrency 1"):
-        Fanout(source, _plan(), Collect(), MemoryLog(), 1).run([part])
+        Fanout(source, _plan(), Collect(), MemoryLog(), 1).run([partition])

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from copy_control.dispatch.planning import (
-    Cursor,
-    Entry,
-    PartitionEnd,
-    Plan,
-    PlannedChunk,
-    plan_partition,
-)
+from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk, plan_partition
+from copy_control.listing.partitions import Cursor, Entry
 from copy_control.listing.s3_listing import ListedObject
 
 

@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from copy_control.request import CopyRequest, InvalidRequest, check_bucket_name
-from copy_control.s3url import parse_s3_url
+from copy_control.errors import InvalidRequest
+from copy_control.request import CopyRequest
+from copy_control.s3url import check_bucket_name, parse_s3_url
 from copy_control.selection import build_selection
 from copy_core.options import CopyOptions
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from copy_control.request import InvalidRequest
+from copy_control.errors import InvalidRequest
 from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
