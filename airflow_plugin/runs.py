@@ -16,7 +16,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
-from copy_core.contract import REDIS_PREFIX
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import DEFAULT_TTL_S, RunStore, connect
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def split_run_id(run_id: str) -> tuple[str, int]:
 
 def generation_key(base: str) -> str:
     """The Redis key holding the current generation of a task instance's runs."""
-    return f"{REDIS_PREFIX}:{{{base}}}:airflow-generation"
+    return RunKeys(base).airflow_generation
 
 
 def current_run_id(client: redis.Redis, base: str, ttl_s: int = DEFAULT_TTL_S) -> str:

@@ -24,12 +24,12 @@ from airflow_plugin.connections import aresolve_redis_url, url_has_secret
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
 from airflow_plugin.runs import cancel_run
 from copy_core.contract import ContractError, RunStatus, RunSummary
-from copy_core.runs.store import (
-    ListingError,
+from copy_core.runs.async_reading import (
     end_watch_async,
     read_listing_error_async,
     read_summary_async,
 )
+from copy_core.runs.store import ListingError
 
 # Redis may be restarted under a long run: readings that fail are retried for this long.
 REDIS_OUTAGE_S = 300.0

@@ -65,7 +65,7 @@ from bench import install
 from bench.config import RESULTS_ROOT
 from bench.listing import BUCKET, PREFIX, S5CMD, object_keys, seed
 from bench.peers import Target, s3fanout_cli, tool_env
-from copy_core.contract import RunKeys
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import (
     AWS_TEST_ENV,

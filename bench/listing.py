@@ -88,9 +88,8 @@ def seed(url: str, count: int, workdir: Path) -> dict[str, Any]:
 # --- one measurement, in a child process ---------------------------------------------------
 def child(mode: str, url: str, redis_url: str, concurrency: int, prefix: str) -> dict[str, Any]:
     """Run one measurement here; the result as a dict (printed as JSON by ``main``)."""
-    from copy_control.dispatch.producer import producer_app  # noqa: PLC0415 - loaded before the baseline
-    from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
-    from copy_control.request import CopyRequest  # noqa: PLC0415
+    # Loaded before the baseline is read: the control plane's entry points.
+    from copy_control import CopyRequest, dry_run, producer_app, start_run  # noqa: PLC0415
     from copy_core.runs.store import RunStore, connect  # noqa: PLC0415
 
     s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
@@ -132,21 +131,15 @@ def child(mode: str, url: str, redis_url: str, concurrency: int, prefix: str) ->
 
 def simulated(count: int, delay_ms: float, concurrency: int) -> dict[str, Any]:
     """List ``count`` simulated keys through the real fan-out and planning (a dry run's path)."""
-    from copy_control.dispatch.dry_run import DestState, DryRunSink  # noqa: PLC0415
-    from copy_control.dispatch.fanout import Fanout  # noqa: PLC0415
-    from copy_control.dispatch.listing_log import MemoryLog  # noqa: PLC0415
-    from copy_control.dispatch.planning import Plan  # noqa: PLC0415
-    from copy_control.listing.sources import PrefixSource  # noqa: PLC0415
+    from copy_control import CopyRequest, dry_run  # noqa: PLC0415
 
     fake = ListingStub(object_keys(count), delay_ms / 1000)
     client = cast(Any, fake)
-    sink = DryRunSink(DestState(client, BUCKET, "always", client, BUCKET))
-    source = PrefixSource(client, BUCKET, PREFIX)
-    started = time.monotonic()
-    Fanout(source, Plan(lambda o: True, str, 500), sink, MemoryLog(), concurrency).run(
-        source.initial()
+    request = CopyRequest(
+        BUCKET, BUCKET, source_prefix=PREFIX, dest_prefix="copy/", listing_concurrency=concurrency
     )
-    report = sink.finish()
+    started = time.monotonic()
+    report = dry_run(request, client, client)  # the listing, fan-out and planning of a run
     seconds = time.monotonic() - started
     return {
         "mode": "simulated",

@@ -25,7 +25,7 @@ from copy_control.errors import InvalidRequest
 from copy_control.units import parse_size
 
 if TYPE_CHECKING:
-    from copy_control.listing.s3_listing import ListedObject
+    from copy_control.listed import ListedObject
 
 MAX_PATTERNS = 100
 

@@ -1,9 +1,10 @@
 """The wire contract between the control plane (CLI, Airflow operator) and the copy workers.
 
-Everything that crosses a process boundary is defined here: the chunk message sent through
-Celery, the per-key outcome, the chunk result, the run summary, the Redis key layout, the task
-name and the queue. Standard library only, so that both sides can import it without pulling
-in the other side's dependencies. JSON-compatible dicts on the wire, never pickle.
+Everything that crosses a process boundary as a message is defined here: the chunk message
+sent through Celery, the per-key outcome, the chunk result, the run summary, the task names and
+the queue (the Redis key layout is ``copy_core.runs.keys``). Standard library only, so that
+both sides can import it without pulling in the other side's dependencies. JSON-compatible
+dicts on the wire, never pickle.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ TASK_NAME = "s3fanout.copy_chunk"
 PARTS_TASK_NAME = "s3fanout.copy_parts"  # a batch of parts of one split object
 LIST_TASK_NAME = "s3fanout.list_run"  # a whole run, listed and dispatched by a worker
 QUEUE = "s3copy"
-REDIS_PREFIX = "s3fanout"
 FAILURES_IN_SUMMARY = 100
 ERROR_COUNTER = "errors:"  # run hash fields counting failed keys per error code
 
@@ -388,92 +388,6 @@ _COUNTERS = (
     "objects_streamed",
     "objects_filtered",
 )
-
-
-@dataclass(frozen=True)
-class RunKeys:
-    """The Redis key layout of one run.
-
-    Every key carries the run id as a hash tag (``{run_id}``) so that all keys of a run live
-    in one Redis Cluster slot and a Lua script may touch them together.
-    """
-
-    run_id: str
-    prefix: str = REDIS_PREFIX
-
-    @property
-    def base(self) -> str:
-        return f"{self.prefix}:{{{self.run_id}}}"
-
-    @property
-    def run(self) -> str:
-        """Hash: status, timestamps, counters."""
-        return f"{self.base}:run"
-
-    @property
-    def ended_channel(self) -> str:
-        """Pub/sub channel on which the run's final status is published when it ends.
-
-        Named like the run hash: the Lua scripts that end a run hold only that key's name. A
-        worker that could not list the run publishes here too (``listing_error``).
-        """
-        return self.run
-
-    @property
-    def cancel_requested(self) -> str:
-        """String: the run was cancelled before a worker had created it by listing it."""
-        return f"{self.base}:cancel-requested"
-
-    @property
-    def lister(self) -> str:
-        """String: the token of the worker listing the run, while it lists (a lease)."""
-        return f"{self.base}:lister"
-
-    @property
-    def listing_error(self) -> str:
-        """String: why a worker could not list the run (JSON: message, bad_input)."""
-        return f"{self.base}:listing-error"
-
-    @property
-    def dispatched(self) -> str:
-        """Set of chunk ids handed to the broker."""
-        return f"{self.base}:dispatched"
-
-    @property
-    def done(self) -> str:
-        """Set of chunk ids whose every key has a recorded outcome."""
-        return f"{self.base}:done"
-
-    @property
-    def progress(self) -> str:
-        """Hash: chunk id -> number of keys of that chunk with a recorded outcome."""
-        return f"{self.base}:progress"
-
-    @property
-    def listing(self) -> str:
-        """Hash: the listing's partitions (key ranges, manifest files) and their cursors."""
-        return f"{self.base}:listing"
-
-    @property
-    def failures(self) -> str:
-        """List of JSON failure records, one per failed key."""
-        return f"{self.base}:failures"
-
-    def split(self, chunk_id: str, index: int) -> str:
-        """Hash: the state of a large object split across workers (upload id, plan, flags)."""
-        return f"{self.base}:split:{chunk_id}:{index}"
-
-    def split_parts(self, chunk_id: str, index: int) -> str:
-        """Hash: part number -> the copied part (ETag, checksum, size) as JSON."""
-        return f"{self.base}:split:{chunk_id}:{index}:parts"
-
-    def split_batches(self, chunk_id: str, index: int) -> str:
-        """Set: batch numbers whose parts are all copied."""
-        return f"{self.base}:split:{chunk_id}:{index}:batches"
-
-    def recorded(self, chunk_id: str) -> str:
-        """Bitmap: bit i is set once item i of the chunk has a recorded outcome."""
-        return f"{self.base}:recorded:{chunk_id}"
 
 
 def _failure_entry(raw: str | Mapping[str, Any]) -> dict[str, Any]:

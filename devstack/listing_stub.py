@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 
@@ -19,6 +20,8 @@ class ListingStub:
     def __init__(self, keys: list[str], delay_s: float = 0.002, size: int = 16) -> None:
         self.keys, self.delay_s, self.size, self.requests = sorted(keys), delay_s, size, 0
         self.when = datetime.now(UTC)
+        # What the control plane touches of a client besides list_objects_v2: its event hooks.
+        self.meta = SimpleNamespace(events=SimpleNamespace(register=lambda *_, **__: None))
 
     def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]:
         self.requests += 1

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from copy_control.listed import ListedObject
 from copy_control.listing.partitions import Cursor, Entry
-from copy_control.listing.s3_listing import ListedObject
 from copy_core.contract import CopyItem
 
 

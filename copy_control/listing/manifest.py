@@ -30,7 +30,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from copy_control.errors import InvalidRequest
-from copy_control.listing.s3_listing import ListedObject
+from copy_control.listed import ListedObject
 from copy_control.listing.s3file import seekable_object, text_lines
 from copy_core.classify import MISSING_CODES, error_code
 

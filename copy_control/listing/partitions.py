@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from copy_control.listing.s3_listing import ListedObject
+from copy_control.listed import ListedObject
 
 Position = str | int
 Entry = tuple[Position, ListedObject | None]  # None: an entry that is not an object to copy

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from copy_control.errors import InvalidRequest
+from copy_control.listed import ListedObject
 from copy_core.classify import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PAGE_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class ListedObject:
-    """An object as the listing saw it."""
-
-    key: str
-    size: int
-    etag: str | None
-    storage_class: str | None = None
-    last_modified: datetime | None = None
-    # A manifest row whose object HeadObject did not find (or may not read): it is still sent,
-    # so that the copy reports it as one failed key with S3's reason.
-    missing: bool = False
 
 
 def from_listing(obj: Mapping[str, Any]) -> ListedObject:

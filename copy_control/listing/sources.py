@@ -19,6 +19,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Protocol
 
 from copy_control.errors import InvalidRequest
+from copy_control.listed import ListedObject
 from copy_control.listing.keyranges import extrapolated_points, split_points
 from copy_control.listing.manifest import (
     ManifestFile,
@@ -30,7 +31,6 @@ from copy_control.listing.manifest import (
 from copy_control.listing.partitions import Entry, Partition
 from copy_control.listing.s3_listing import (
     PAGE_SIZE,
-    ListedObject,
     check_prefix,
     head_object,
     list_range_pages,

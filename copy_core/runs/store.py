@@ -1,4 +1,4 @@
-"""The run state in Redis: the one place that writes it, and the sync and async readers.
+"""The run state in Redis: the one place that writes it, and its reader for threads.
 
 Every write is one Lua script, so each step is atomic and safe to repeat: a chunk delivered
 twice, a dispatcher that resumes after a crash, or a worker that dies between copying a key and
@@ -8,13 +8,12 @@ recording it never make a counter count something twice. Keys of a run share one
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -22,163 +21,20 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from copy_core.contract import KeyOutcome, KeyStatus, RunKeys, RunStatus, RunSummary, summarize
-
-if TYPE_CHECKING:
-    import redis.asyncio
+from copy_core.contract import KeyOutcome, KeyStatus, RunStatus, RunSummary, summarize
+from copy_core.runs.keys import RunKeys
+from copy_core.runs.scripts import script
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 FAILURES_READ = 100
 
-# Shared by every script that can end a run: the run is over when the listing is finished and
-# every dispatched chunk is done. Server time (TIME) keeps timestamps consistent across hosts.
-# The end is also published on a channel named like the run hash (RunKeys.ended_channel), so a
-# waiter learns of it at once instead of at its next poll.
-_FINALIZE = """
-local function now()
-  local t = redis.call('TIME')
-  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
-end
-local function is_final(status)
-  return status == 'succeeded' or status == 'failed' or status == 'cancelled'
-end
-local function maybe_finalize(run, dispatched, done)
-  local h = redis.call('HMGET', run, 'status', 'listing_done', 'max_failures', 'objects_failed')
-  local status = h[1]
-  if (not status) or is_final(status) or h[2] ~= '1' then return status end
-  if redis.call('SCARD', dispatched) ~= redis.call('SCARD', done) then return status end
-  local final = 'succeeded'
-  local limit = tonumber(h[3] or '-1')
-  if status == 'cancelling' then
-    final = 'cancelled'
-  elseif limit >= 0 and tonumber(h[4] or '0') > limit then
-    final = 'failed'
-  end
-  redis.call('HSET', run, 'status', final, 'finished_at', now())
-  redis.call('PUBLISH', run, final)
-  return final
-end
-local function touch(ttl, ...)
-  for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
-end
-"""
-
-# KEYS: run. ARGV: ttl, max_failures, spec json. Returns the run's status (new or existing).
-_CREATE = (
-    _FINALIZE
-    + """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HGET', KEYS[1], 'status')
-end
-redis.call('HSET', KEYS[1], 'status', 'created', 'created_at', now(),
-           'max_failures', ARGV[2], 'spec', ARGV[3], 'listing_done', '0')
-touch(tonumber(ARGV[1]), KEYS[1])
-return 'created'
-"""
-)
-
-# KEYS: lister. ARGV: token, ttl in ms. Extends the lease if ``token`` holds it; 1 if it did.
-_KEEP_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-# KEYS: lister. ARGV: token. Ends the lease if ``token`` holds it.
-_END_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: run, dispatched. ARGV: ttl, chunk_id, n_items, n_bytes.
-# Returns 1 if newly registered, 0 if already known, -1 if the run no longer takes chunks.
-_REGISTER_CHUNK = (
-    _FINALIZE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if (not status) or status == 'cancelling' or is_final(status) then return -1 end
-if status == 'created' then redis.call('HSET', KEYS[1], 'status', 'dispatching') end
-local added = redis.call('SADD', KEYS[2], ARGV[2])
-if added == 1 then
-  redis.call('HINCRBY', KEYS[1], 'objects_listed', tonumber(ARGV[3]))
-  redis.call('HINCRBY', KEYS[1], 'bytes_listed', tonumber(ARGV[4]))
-end
-touch(tonumber(ARGV[1]), KEYS[1], KEYS[2])
-return added
-"""
-)
-
-# KEYS: run, dispatched, done. ARGV: ttl. Returns the status after the listing is closed.
-_FINISH_LISTING = (
-    _FINALIZE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then return false end
-if status == 'created' or status == 'dispatching' then
-  redis.call('HSET', KEYS[1], 'status', 'running')
-end
-redis.call('HSET', KEYS[1], 'listing_done', '1')
-touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
-return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
-"""
-)
-
-# KEYS: run, dispatched, done, cancel_requested. ARGV: ttl. Stops dispatching; chunks drain as
-# 'cancelled'.
-_CANCEL = (
-    _FINALIZE
-    + """
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then
-  -- No run yet (a worker has still to list it): the worker finds this and ends it cancelled.
-  redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[1]))
-  return status
-end
-if is_final(status) then return status end
-redis.call('HSET', KEYS[1], 'status', 'cancelling', 'listing_done', '1')
-touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
-return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])
-"""
-)
-
-# KEYS: run, dispatched, done, progress, failures, recorded(chunk).
-# ARGV: ttl, chunk_id, n_items, and the outcomes as one JSON array (encoding a batch as one
-# string costs the worker far less CPU than seven Redis arguments per outcome):
-#   [index, status, size, retries, error_code, failure json, [extra counters]] each.
-# Counters are summed in the script and written with one HINCRBY each.
-# A key is counted only if its bit in the chunk's bitmap was not yet set.
-# Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
-_RECORD = (
-    _FINALIZE
-    + """
-local run = KEYS[1]
-if redis.call('EXISTS', run) == 0 then return {{}, false} end
-local added, totals = {}, {}
-local function add(name, amount)
-  if amount ~= 0 then totals[name] = (totals[name] or 0) + amount end
-end
-for position, o in ipairs(cjson.decode(ARGV[4])) do
-  -- o = {index, status, size, retries, error code, failure record, {extra counters}}
-  if redis.call('SETBIT', KEYS[6], o[1], 1) == 0 then
-    added[#added + 1] = position
-    add('objects_' .. o[2], 1)
-    if o[2] == 'copied' then add('bytes_copied', o[3]) end
-    add('retries', o[4])
-    for _, counter in ipairs(o[7]) do add(counter, 1) end
-    if o[2] == 'failed' then
-      add('errors:' .. o[5], 1)
-      redis.call('RPUSH', KEYS[5], o[6])
-    end
-  end
-end
-for name, amount in pairs(totals) do redis.call('HINCRBY', run, name, amount) end
-local recorded = redis.call('HINCRBY', KEYS[4], ARGV[2], #added)
-if recorded >= tonumber(ARGV[3]) then redis.call('SADD', KEYS[3], ARGV[2]) end
-local ttl = tonumber(ARGV[1])
-touch(ttl, run, KEYS[2], KEYS[3], KEYS[4], KEYS[6])
-if redis.call('EXISTS', KEYS[5]) == 1 then touch(ttl, KEYS[5]) end
-return {added, maybe_finalize(run, KEYS[2], KEYS[3])}
-"""
-)
+_CREATE = script("create", with_finalize=True)
+_KEEP_LEASE = script("keep_lease")
+_END_LEASE = script("end_lease")
+_REGISTER_CHUNK = script("register_chunk", with_finalize=True)
+_FINISH_LISTING = script("finish_listing", with_finalize=True)
+_CANCEL = script("cancel", with_finalize=True)
+_RECORD = script("record", with_finalize=True)
 
 
 @dataclass(frozen=True)
@@ -279,7 +135,7 @@ class RunStore:
 
     def listing(self, run_id: str) -> dict[str, str]:
         """What ``save_listing`` recorded for the run (empty if nothing yet)."""
-        return _decoded(self._redis.hgetall(RunKeys(run_id).listing))
+        return decoded(self._redis.hgetall(RunKeys(run_id).listing))
 
     def finish_listing(self, run_id: str) -> str | None:
         """Mark the listing complete; finalizes the run if every chunk is already done."""
@@ -337,7 +193,7 @@ class RunStore:
 
     def listing_error(self, run_id: str) -> ListingError | None:
         """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
-        return _listing_error(self._redis.get(RunKeys(run_id).listing_error))
+        return parse_listing_error(self._redis.get(RunKeys(run_id).listing_error))
 
     def take_listing(self, run_id: str, token: str, lease_s: float) -> bool:
         """Become the run's one lister for ``lease_s`` (renew with ``keep_listing``); or not."""
@@ -393,7 +249,7 @@ class RunStore:
         return Recorded(added, str(status) if status else None)
 
     def run_hash(self, run_id: str) -> dict[str, str]:
-        return _decoded(self._redis.hgetall(RunKeys(run_id).run))
+        return decoded(self._redis.hgetall(RunKeys(run_id).run))
 
     def summary(self, run_id: str) -> RunSummary | None:
         """The run's current summary, or None if no such run exists (or it expired)."""
@@ -415,60 +271,11 @@ class RunStore:
             start += len(batch)
 
 
-async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSummary | None:
-    """The same summary as ``RunStore.summary``, read without blocking an event loop."""
-    keys = RunKeys(run_id)
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.run)
-        pipe.lrange(keys.failures, 0, FAILURES_READ - 1)
-        run_hash, failures = await pipe.execute()
-    if not run_hash:
-        return None
-    return summarize(run_id, _decoded(run_hash), [_text(f) for f in failures], time.time())
-
-
-async def read_listing_error_async(client: redis.asyncio.Redis, run_id: str) -> ListingError | None:
-    """The same as ``RunStore.listing_error``, read without blocking an event loop."""
-    return _listing_error(await client.get(RunKeys(run_id).listing_error))
-
-
-def _listing_error(raw: str | bytes | None) -> ListingError | None:
+def parse_listing_error(raw: str | bytes | None) -> ListingError | None:
     if raw is None:
         return None
     record = json.loads(raw)
     return ListingError(str(record["message"]), bool(record["bad_input"]))
-
-
-@contextlib.asynccontextmanager
-async def end_watch_async(
-    client: redis.asyncio.Redis, run_id: str
-) -> AsyncIterator[Callable[[float], Awaitable[None]]]:
-    """``RunStore.end_watch`` for an event loop: an awaitable pause that ends with the run.
-
-    If the channel cannot be subscribed to (Redis is down: the caller's readings report that),
-    the pause is a plain sleep.
-    """
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
-    try:
-        await pubsub.subscribe(RunKeys(run_id).ended_channel)
-    except (redis.RedisError, OSError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        yield asyncio.sleep
-        return
-
-    async def pause(seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                if await pubsub.get_message(timeout=left) is not None:
-                    return
-        except (redis.RedisError, OSError):  # the readings decide; without the channel, wait
-            await asyncio.sleep(max(deadline - time.monotonic(), 0.0))
-
-    try:
-        yield pause
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _set_bits(bitmap: bytes) -> Iterator[int]:
@@ -479,9 +286,9 @@ def _set_bits(bitmap: bytes) -> Iterator[int]:
                 yield byte_index * 8 + bit
 
 
-def _decoded(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
+def decoded(raw: dict[Any, Any]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
 
 
-def _text(value: str | bytes) -> str:
+def text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value

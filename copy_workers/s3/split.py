@@ -26,15 +26,8 @@ import redis
 
 from copy_core.aws.request_log import RequestLog
 from copy_core.classify import classify
-from copy_core.contract import (
-    ChunkMessage,
-    CopyItem,
-    CopyJob,
-    KeyOutcome,
-    KeyStatus,
-    PartsMessage,
-    RunKeys,
-)
+from copy_core.contract import ChunkMessage, CopyItem, CopyJob, KeyOutcome, KeyStatus, PartsMessage
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import Recorded, RunStore
 from copy_core.s3.part_plan import plan_parts
 from copy_workers.s3.copier import CopyReport, ObjectCopier

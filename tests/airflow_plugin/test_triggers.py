@@ -20,7 +20,8 @@ from airflow_plugin.compat import TRIGGERS_HAVE_ON_KILL
 from airflow_plugin.runs import current_run_id
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_core.contract import KeyStatus, RunStatus, RunSummary
-from copy_core.runs.store import RunStore, connect, read_summary_async
+from copy_core.runs.async_reading import read_summary_async
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer, free_port, redis_server, wait_until
 from tests.airflow_plugin.helpers import (
     InThread,

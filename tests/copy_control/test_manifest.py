@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from copy_control.listed import ListedObject
 from copy_control.listing.manifest import (
     ManifestError,
     ManifestFile,
@@ -14,7 +15,6 @@ from copy_control.listing.manifest import (
     inventory_files,
     to_object,
 )
-from copy_control.listing.s3_listing import ListedObject
 
 BATCH = ManifestFile("m", "list.csv", "csv")
 INVENTORY = ManifestFile("m", "d/1.csv.gz", "csv", ("bucket", "key", "is_latest"), True, True)

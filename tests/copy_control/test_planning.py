@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk, plan_partition
+from copy_control.listed import ListedObject
 from copy_control.listing.partitions import Cursor, Entry
-from copy_control.listing.s3_listing import ListedObject
 
 
 def _entries(n: int, start: int = 0) -> list[Entry]:

@@ -13,7 +13,8 @@ from copy_control.dispatch import pool_listing
 from copy_control.dispatch.pool_listing import list_run
 from copy_control.dispatch.runner import DispatchReport
 from copy_control.request import CopyRequest
-from copy_core.contract import ContractError, RunKeys
+from copy_core.contract import ContractError
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from copy_control.errors import InvalidRequest
-from copy_control.listing.s3_listing import ListedObject
+from copy_control.listed import ListedObject
 from copy_control.selection import Selection, Selector, build_selection, parse_time
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -9,15 +9,8 @@ from types import ModuleType
 import pytest
 
 from copy_core import contract, options
-from copy_core.contract import (
-    ChunkMessage,
-    ContractError,
-    CopyItem,
-    CopyJob,
-    RunKeys,
-    RunSummary,
-    summarize,
-)
+from copy_core.contract import ChunkMessage, ContractError, CopyItem, CopyJob, RunSummary, summarize
+from copy_core.runs.keys import RunKeys
 
 
 def _message() -> ChunkMessage:

@@ -11,8 +11,10 @@ import pytest
 import redis
 import redis.asyncio
 
-from copy_core.contract import KeyOutcome, KeyStatus, RunKeys, RunSummary
-from copy_core.runs.store import RunStore, connect, read_summary_async
+from copy_core.contract import KeyOutcome, KeyStatus, RunSummary
+from copy_core.runs.async_reading import read_summary_async
+from copy_core.runs.keys import RunKeys
+from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 
 

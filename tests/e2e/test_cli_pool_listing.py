@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from copy_core.contract import RunKeys
+from copy_core.runs.keys import RunKeys
 from devstack.servers import RedisServer, Worker
 from tests.e2e.conftest import all_keys, run_cli, seed
 

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from copy_control.dispatch.listing_log import ListingLog
-from copy_core.contract import RunKeys
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process

@@ -1,0 +1,20 @@
+"""An object as a listing or a manifest saw it: what the selection and the planning work on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """An object as the listing saw it."""
+
+    key: str
+    size: int
+    etag: str | None
+    storage_class: str | None = None
+    last_modified: datetime | None = None
+    # A manifest row whose object HeadObject did not find (or may not read): it is still sent,
+    # so that the copy reports it as one failed key with S3's reason.
+    missing: bool = False

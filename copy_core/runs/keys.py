@@ -1,0 +1,105 @@
+"""The Redis key layout: every key this project writes, named in one place.
+
+Keys of a run carry the run id as a Redis Cluster hash tag (``s3fanout:{run_id}:...``), so all
+of them live in one slot and one Lua script may touch them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REDIS_PREFIX = "s3fanout"
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """The Redis key layout of one run.
+
+    Every key carries the run id as a hash tag (``{run_id}``) so that all keys of a run live
+    in one Redis Cluster slot and a Lua script may touch them together.
+    """
+
+    run_id: str
+    prefix: str = REDIS_PREFIX
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{{self.run_id}}}"
+
+    @property
+    def run(self) -> str:
+        """Hash: status, timestamps, counters."""
+        return f"{self.base}:run"
+
+    @property
+    def ended_channel(self) -> str:
+        """Pub/sub channel on which the run's final status is published when it ends.
+
+        Named like the run hash: the Lua scripts that end a run hold only that key's name. A
+        worker that could not list the run publishes here too (``listing_error``).
+        """
+        return self.run
+
+    @property
+    def cancel_requested(self) -> str:
+        """String: the run was cancelled before a worker had created it by listing it."""
+        return f"{self.base}:cancel-requested"
+
+    @property
+    def lister(self) -> str:
+        """String: the token of the worker listing the run, while it lists (a lease)."""
+        return f"{self.base}:lister"
+
+    @property
+    def listing_error(self) -> str:
+        """String: why a worker could not list the run (JSON: message, bad_input)."""
+        return f"{self.base}:listing-error"
+
+    @property
+    def dispatched(self) -> str:
+        """Set of chunk ids handed to the broker."""
+        return f"{self.base}:dispatched"
+
+    @property
+    def done(self) -> str:
+        """Set of chunk ids whose every key has a recorded outcome."""
+        return f"{self.base}:done"
+
+    @property
+    def progress(self) -> str:
+        """Hash: chunk id -> number of keys of that chunk with a recorded outcome."""
+        return f"{self.base}:progress"
+
+    @property
+    def listing(self) -> str:
+        """Hash: the listing's partitions (key ranges, manifest files) and their cursors."""
+        return f"{self.base}:listing"
+
+    @property
+    def failures(self) -> str:
+        """List of JSON failure records, one per failed key."""
+        return f"{self.base}:failures"
+
+    @property
+    def airflow_generation(self) -> str:
+        """String: the generation of the runs of one Airflow task instance (airflow_plugin.runs).
+
+        Its ``run_id`` is the task instance's base run id.
+        """
+        return f"{self.base}:airflow-generation"
+
+    def split(self, chunk_id: str, index: int) -> str:
+        """Hash: the state of a large object split across workers (upload id, plan, flags)."""
+        return f"{self.base}:split:{chunk_id}:{index}"
+
+    def split_parts(self, chunk_id: str, index: int) -> str:
+        """Hash: part number -> the copied part (ETag, checksum, size) as JSON."""
+        return f"{self.base}:split:{chunk_id}:{index}:parts"
+
+    def split_batches(self, chunk_id: str, index: int) -> str:
+        """Set: batch numbers whose parts are all copied."""
+        return f"{self.base}:split:{chunk_id}:{index}:batches"
+
+    def recorded(self, chunk_id: str) -> str:
+        """Bitmap: bit i is set once item i of the chunk has a recorded outcome."""
+        return f"{self.base}:recorded:{chunk_id}"

@@ -1,0 +1,30 @@
+-- Shared by every script that can end a run: the run is over when the listing is finished and
+-- every dispatched chunk is done. Server time (TIME) keeps timestamps consistent across hosts.
+-- The end is also published on a channel named like the run hash (RunKeys.ended_channel), so a
+-- waiter learns of it at once instead of at its next poll.
+local function now()
+  local t = redis.call('TIME')
+  return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+local function is_final(status)
+  return status == 'succeeded' or status == 'failed' or status == 'cancelled'
+end
+local function maybe_finalize(run, dispatched, done)
+  local h = redis.call('HMGET', run, 'status', 'listing_done', 'max_failures', 'objects_failed')
+  local status = h[1]
+  if (not status) or is_final(status) or h[2] ~= '1' then return status end
+  if redis.call('SCARD', dispatched) ~= redis.call('SCARD', done) then return status end
+  local final = 'succeeded'
+  local limit = tonumber(h[3] or '-1')
+  if status == 'cancelling' then
+    final = 'cancelled'
+  elseif limit >= 0 and tonumber(h[4] or '0') > limit then
+    final = 'failed'
+  end
+  redis.call('HSET', run, 'status', final, 'finished_at', now())
+  redis.call('PUBLISH', run, final)
+  return final
+end
+local function touch(ttl, ...)
+  for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
+end

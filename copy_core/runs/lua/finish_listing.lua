@@ -1,0 +1,10 @@
+-- (run with finalize.lua before it)
+-- KEYS: run, dispatched, done. ARGV: ttl. Returns the status after the listing is closed.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+if status == 'created' or status == 'dispatching' then
+  redis.call('HSET', KEYS[1], 'status', 'running')
+end
+redis.call('HSET', KEYS[1], 'listing_done', '1')
+touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3])
+return maybe_finalize(KEYS[1], KEYS[2], KEYS[3])

@@ -1,0 +1,35 @@
+-- (run with finalize.lua before it)
+-- KEYS: run, dispatched, done, progress, failures, recorded(chunk).
+-- ARGV: ttl, chunk_id, n_items, and the outcomes as one JSON array (encoding a batch as one
+-- string costs the worker far less CPU than seven Redis arguments per outcome):
+--   [index, status, size, retries, error_code, failure json, [extra counters]] each.
+-- Counters are summed in the script and written with one HINCRBY each.
+-- A key is counted only if its bit in the chunk's bitmap was not yet set.
+-- Returns {positions (1-based) in the batch of the outcomes that were new, run status}.
+local run = KEYS[1]
+if redis.call('EXISTS', run) == 0 then return {{}, false} end
+local added, totals = {}, {}
+local function add(name, amount)
+  if amount ~= 0 then totals[name] = (totals[name] or 0) + amount end
+end
+for position, o in ipairs(cjson.decode(ARGV[4])) do
+  -- o = {index, status, size, retries, error code, failure record, {extra counters}}
+  if redis.call('SETBIT', KEYS[6], o[1], 1) == 0 then
+    added[#added + 1] = position
+    add('objects_' .. o[2], 1)
+    if o[2] == 'copied' then add('bytes_copied', o[3]) end
+    add('retries', o[4])
+    for _, counter in ipairs(o[7]) do add(counter, 1) end
+    if o[2] == 'failed' then
+      add('errors:' .. o[5], 1)
+      redis.call('RPUSH', KEYS[5], o[6])
+    end
+  end
+end
+for name, amount in pairs(totals) do redis.call('HINCRBY', run, name, amount) end
+local recorded = redis.call('HINCRBY', KEYS[4], ARGV[2], #added)
+if recorded >= tonumber(ARGV[3]) then redis.call('SADD', KEYS[3], ARGV[2]) end
+local ttl = tonumber(ARGV[1])
+touch(ttl, run, KEYS[2], KEYS[3], KEYS[4], KEYS[6])
+if redis.call('EXISTS', KEYS[5]) == 1 then touch(ttl, KEYS[5]) end
+return {added, maybe_finalize(run, KEYS[2], KEYS[3])}
