@@ -7,7 +7,7 @@ VENV := .venv
 VENV2 := .venv-airflow2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all venv venv-airflow2 system-deps demo test lint typecheck unit airflow2-test lock clean bench
+.PHONY: all venv venv-airflow2 system-deps demo test lint typecheck unit airflow2-test lock clean bench docs
 
 all: test
 
@@ -64,6 +64,11 @@ airflow2-test: venv-airflow2 system-deps
 	$(VENV2)/bin/python -m pytest tests/airflow_plugin
 
 test: lint typecheck unit airflow2-test
+
+# Generated documentation: the options reference, from copy_control/option_spec.py (a test
+# fails when the checked-in file is not what this writes).
+docs: venv
+	$(VENV)/bin/python -m copy_control.options_reference docs/options.md
 
 # Re-resolve the pinned environments (needs the package index).
 lock: venv

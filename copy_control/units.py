@@ -34,6 +34,14 @@ def parse_size(value: str | int, what: str = "size") -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+def format_size(amount: int) -> str:
+    """Bytes as the largest binary unit that divides them exactly: 268435456 -> "256MiB"."""
+    for unit in ("tib", "gib", "mib", "kib"):
+        if amount and amount % _UNITS[unit] == 0:
+            return f"{amount // _UNITS[unit]}{unit[0].upper()}{unit[1:-1]}{unit[-1].upper()}"
+    return str(amount)
+
+
 def parse_pairs(values: list[str] | None, what: str) -> dict[str, str]:
     """``KEY=VALUE`` arguments (repeatable flags) as a dict."""
     pairs = {}

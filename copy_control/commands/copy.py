@@ -1,44 +1,54 @@
-"""``s3fanout copy``: list and dispatch (here, or in a worker with --list-in-pool), wait, report."""
+"""``s3fanout copy``: list and dispatch (here, or in a worker with --list-in-pool), wait, report.
+
+The copy's options are declared in ``copy_control.option_spec``; this module adds the flags
+that only a command line has (the two locations, the Redis URL, this process's S3 access, the
+run id and the output format) and builds the rest from the declarations.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
-from copy_control.commands.selecting import (
-    add_selection_options,
-    print_dry_run,
-    selection_from_args,
-)
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
 from copy_control.errors import InvalidRequest
-from copy_control.request import CopyRequest, build_options, check_run_id
+from copy_control.option_spec import (
+    BY_NAME,
+    GROUPS,
+    RUN,
+    Option,
+    PreparedCopy,
+    cli_spelling,
+    in_group,
+    prepare,
+)
+from copy_control.request import CopyRequest, check_run_id
 from copy_control.runs.progress import terminal_bar
 from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
-from copy_control.units import parse_pairs, parse_size
 from copy_core import logs
-from copy_core.contract import COPY_MODES, RunStatus
-from copy_core.options import (
-    CANNED_ACLS,
-    CHECKSUM_ALGORITHMS,
-    DEFAULT_PARTS_PER_TASK,
-    METADATA_DIRECTIVES,
-    OVERWRITE,
-    SSE,
-    STORAGE_CLASSES,
-    TAGGING,
-    CopyOptions,
-)
+from copy_core.contract import RunStatus
 from copy_core.runs.store import RunStore, connect
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from copy_control.dispatch.dry_run import DryRunReport
+
+_METAVARS = {
+    "size": "SIZE",
+    "int": "N",
+    "count": "N",
+    "seconds": "SECONDS",
+    "time": "ISO8601",
+    "globs": "GLOB",
+}
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,54 +63,64 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="S3 endpoint for listing (workers use their own AWS_ENDPOINT_URL)",
     )
     copy.add_argument("--region", default=None, help="AWS region (default: boto3's)")
-    copy.add_argument(
-        "--list-in-pool",
-        action="store_true",
-        help="a worker lists the source and dispatches the chunks; this process needs only "
-        "Redis, no AWS access, and starts in about half the CPU time",
-    )
-    copy.add_argument("--chunk-size", type=int, default=500, help="keys per task (default 500)")
-    copy.add_argument(
-        "--max-failures",
-        type=int,
-        default=0,
-        help="failed keys tolerated before the run fails (default 0)",
-    )
     copy.add_argument("--run-id", default=None, help="name the run (repeat it to resume)")
-    copy.add_argument("--timeout", type=float, default=None, help="stop waiting after SECONDS")
     copy.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    add_selection_options(copy)
-    _add_copy_options(copy)
-    _add_role_options(copy)
+    for group in GROUPS:
+        section = copy if group == RUN else copy.add_argument_group(group.title, group.description)
+        for option in in_group(group):
+            add_flag(section, option)
     copy.set_defaults(run=run)
+
+
+def add_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup, option: Option) -> None:
+    """The flag of ``option``; absent from the namespace unless given (the spec has defaults)."""
+    kwargs: dict[str, Any] = {"dest": option.name, "default": argparse.SUPPRESS}
+    if option.kind == "bool":
+        kwargs["action"] = "store_false" if option.default else "store_true"
+    elif option.kind in ("pairs", "globs"):
+        kwargs["action"] = "append"
+    if option.choices:
+        kwargs["choices"] = option.choices
+    metavar = option.metavar or _METAVARS.get(option.kind)
+    if metavar and option.kind != "bool":
+        kwargs["metavar"] = metavar
+    shown = "" if option.kind == "bool" or option.default is None else option.shown_default()
+    help_text = f"{option.help} (default: {shown})" if shown else option.help
+    parser.add_argument(option.cli_flag, help=help_text.replace("%", "%%"), **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
     """Copy, wait, print the summary."""
-    request = _request_from_args(args)
+    prepared = _prepared_from_args(args)
+    request = prepared.request
     run_id = args.run_id or f"cli-{uuid.uuid4().hex[:16]}"
     check_run_id(run_id)
-    if args.list_in_pool:
-        _check_pool_listing(args)
-        return _start_and_wait(args, run_id, lambda store, app: submit(request, run_id, store, app))
+    if prepared.list_in_pool:
+        _check_pool_listing(args, prepared)
+        return _start_and_wait(
+            args, prepared, run_id, lambda store, app: submit(request, run_id, store, app)
+        )
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
     from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
     from copy_core.aws.clients import ClientFactory  # noqa: PLC0415
 
     factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
     s3 = factory.s3(request.listing_identity(run_id))
-    if args.dry_run:
+    if prepared.dry_run:
         with logs.bound(run_id):
             report = dry_run(request, s3, factory.s3(request.dest_identity(run_id)))
         print_dry_run(report, request, as_json=args.json)
         return EXIT_OK
     return _start_and_wait(
-        args, run_id, lambda store, app: start_run(request, run_id, s3, store, app)
+        args, prepared, run_id, lambda store, app: start_run(request, run_id, s3, store, app)
     )
 
 
 def _start_and_wait(
-    args: argparse.Namespace, run_id: str, start: Callable[[RunStore, Celery], object]
+    args: argparse.Namespace,
+    prepared: PreparedCopy,
+    run_id: str,
+    start: Callable[[RunStore, Celery], object],
 ) -> int:
     store = RunStore(connect(args.redis_url))
     with logs.bound(run_id):
@@ -113,9 +133,9 @@ def _start_and_wait(
                     store,
                     run_id,
                     poll_s=0.25,
-                    timeout_s=args.timeout,
+                    timeout_s=prepared.timeout_s,
                     on_progress=on_progress,
-                    listed_by_worker=args.list_in_pool,
+                    listed_by_worker=prepared.list_in_pool,
                 )
         except (RunTimeout, ListingFailed) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
@@ -124,10 +144,10 @@ def _start_and_wait(
     return EXIT_OK if summary.status == RunStatus.SUCCEEDED else EXIT_FAILED
 
 
-def _check_pool_listing(args: argparse.Namespace) -> None:
+def _check_pool_listing(args: argparse.Namespace, prepared: PreparedCopy) -> None:
     """--list-in-pool leaves S3 to the workers: flags about this process's S3 access conflict."""
     for flag, given in (
-        ("--dry-run", args.dry_run),
+        ("--dry-run", prepared.dry_run),
         ("--endpoint-url", args.endpoint_url),
         ("--region", args.region),
     ):
@@ -139,166 +159,33 @@ def _check_pool_listing(args: argparse.Namespace) -> None:
             )
 
 
-def _request_from_args(args: argparse.Namespace) -> CopyRequest:
+def _prepared_from_args(args: argparse.Namespace) -> PreparedCopy:
     source_bucket, source_key = parse_s3_url(args.source, "source")
     dest_bucket, dest_key = parse_s3_url(args.dest, "destination")
-    common = {
-        "chunk_size": args.chunk_size,
-        "max_failures": args.max_failures,
-        "options": _options_from_args(args),
-        "source_role_arn": args.source_role_arn,
-        "dest_role_arn": args.dest_role_arn,
-        "external_id": args.external_id,
-        "session_duration_s": args.session_duration,
-        "copy_mode": args.copy_mode,
-        "manifest": args.manifest,
-        "selection": selection_from_args(args),
-        "listing_concurrency": args.listing_concurrency,
-    }
-    if args.recursive or args.manifest:
-        return CopyRequest(
-            source_bucket, dest_bucket, source_prefix=source_key, dest_prefix=dest_key, **common
-        )
-    if not source_key:
+    values = {name: getattr(args, name) for name in BY_NAME if hasattr(args, name)}
+    locations: dict[str, str | None] = {"source_bucket": source_bucket, "dest_bucket": dest_bucket}
+    if args.recursive or values.get("manifest"):
+        locations.update(source_prefix=source_key, dest_prefix=dest_key)
+    elif not source_key:
         raise InvalidRequest(
             f"{args.source} names a bucket, not an object: add --recursive "
             "to copy every object in it"
         )
-    if dest_key == "" or dest_key.endswith("/"):
-        return CopyRequest(
-            source_bucket, dest_bucket, source_key=source_key, dest_prefix=dest_key, **common
-        )
-    return CopyRequest(
-        source_bucket, dest_bucket, source_key=source_key, dest_key=dest_key, **common
-    )
+    elif dest_key == "" or dest_key.endswith("/"):
+        locations.update(source_key=source_key, dest_prefix=dest_key)
+    else:
+        locations.update(source_key=source_key, dest_key=dest_key)
+    return prepare(values, locations, cli_spelling)
 
 
-def _add_copy_options(parser: argparse.ArgumentParser) -> None:
-    """Flags with the same names as the operator's arguments (see copy_core.options)."""
-    group = parser.add_argument_group("how each object is copied")
-    group.add_argument(
-        "--overwrite",
-        choices=OVERWRITE,
-        default="always",
-        help="existing destination objects: always overwrite, skip if the same "
-        "object is there already (if-different), or never overwrite",
-    )
-    group.add_argument(
-        "--split-threshold",
-        default="4GiB",
-        help="server-side copies larger than this are split: their parts go to several "
-        "workers (default 4GiB)",
-    )
-    group.add_argument(
-        "--parts-per-task",
-        type=int,
-        default=DEFAULT_PARTS_PER_TASK,
-        help="parts per task of a split object (default %(default)s)",
-    )
-    group.add_argument(
-        "--multipart-threshold",
-        default="256MiB",
-        help="objects larger than this are copied in parts (default 256MiB)",
-    )
-    group.add_argument("--part-size", default=None, help="part size (default: by object size)")
-    group.add_argument("--metadata-directive", choices=METADATA_DIRECTIVES, default="COPY")
-    group.add_argument(
-        "--metadata",
-        action="append",
-        metavar="KEY=VALUE",
-        help="user metadata for --metadata-directive REPLACE (repeatable)",
-    )
-    group.add_argument(
-        "--tagging",
-        choices=TAGGING,
-        default="copy",
-        help="copy the source's tags, set none, or replace them with --tag",
-    )
-    group.add_argument(
-        "--tag",
-        action="append",
-        metavar="KEY=VALUE",
-        help="a tag for --tagging replace (repeatable)",
-    )
-    group.add_argument(
-        "--storage-class",
-        choices=STORAGE_CLASSES,
-        default=None,
-        help="destination storage class (default: the source's)",
-    )
-    group.add_argument(
-        "--acl",
-        choices=CANNED_ACLS,
-        default=None,
-        help="canned ACL (default: none, for buckets with ACLs disabled)",
-    )
-    group.add_argument(
-        "--sse",
-        choices=SSE,
-        default=None,
-        help="server-side encryption (default: the destination bucket's)",
-    )
-    group.add_argument(
-        "--sse-kms-key-id",
-        default=None,
-        help="KMS key of the destination account, with --sse aws:kms",
-    )
-    group.add_argument(
-        "--checksum-algorithm",
-        choices=CHECKSUM_ALGORITHMS,
-        default="auto",
-        help="checksum S3 computes for the copies (default auto: the source's)",
-    )
-    group.add_argument(
-        "--no-verify",
-        dest="verify",
-        action="store_false",
-        help="do not compare checksums/ETags of source and copy",
-    )
-
-
-def _add_role_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("cross-account roles (assumed through STS; no stored keys)")
-    group.add_argument(
-        "--source-role-arn", default=None, help="role that reads the source (and lists it)"
-    )
-    group.add_argument(
-        "--dest-role-arn",
-        default=None,
-        help="role that writes the destination (signs server-side copies)",
-    )
-    group.add_argument("--external-id", default=None, help="sts:ExternalId for both roles")
-    group.add_argument(
-        "--session-duration",
-        type=int,
-        default=3600,
-        help="seconds per STS session; renewed before expiry (default 3600)",
-    )
-    group.add_argument(
-        "--copy-mode",
-        choices=COPY_MODES,
-        default="server_side",
-        help="server_side: one principal copies inside S3; stream: the source "
-        "role reads and the destination role writes; auto: server-side, "
-        "streaming a key when its server-side copy is denied",
-    )
-
-
-def _options_from_args(args: argparse.Namespace) -> CopyOptions:
-    return build_options(
-        overwrite=args.overwrite,
-        multipart_threshold=parse_size(args.multipart_threshold, "--multipart-threshold"),
-        part_size=parse_size(args.part_size, "--part-size") if args.part_size else None,
-        metadata_directive=args.metadata_directive,
-        metadata=parse_pairs(args.metadata, "--metadata"),
-        tagging=args.tagging,
-        tags=parse_pairs(args.tag, "--tag"),
-        storage_class=args.storage_class,
-        acl=args.acl,
-        sse=args.sse,
-        sse_kms_key_id=args.sse_kms_key_id,
-        checksum_algorithm=args.checksum_algorithm,
-        verify=args.verify,
-        split_threshold=parse_size(args.split_threshold, "--split-threshold"),
-        parts_per_task=args.parts_per_task,
+def print_dry_run(report: DryRunReport, request: CopyRequest, as_json: bool) -> None:
+    """One line for people, or the report as one JSON object."""
+    if as_json:
+        print(json.dumps(report.to_dict()))
+        return
+    print(
+        f"dry run: {report.objects_to_copy:,} objects ({report.bytes_to_copy:,} bytes) would be "
+        f"copied, {report.objects_to_skip:,} skipped (--overwrite {request.options.overwrite}), "
+        f"{report.objects_missing:,} missing, of {report.objects_listed:,} selected in "
+        f"{report.chunks:,} chunks; {report.objects_filtered:,} filtered out. Nothing was copied."
     )

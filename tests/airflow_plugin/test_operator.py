@@ -15,6 +15,7 @@ from airflow_plugin.compat import AirflowException, AirflowFailException, conf
 from airflow_plugin.provider_info import get_provider_info
 from airflow_plugin.runs import current_run_id
 from airflow_plugin.triggers import RunEvent
+from copy_control.option_spec import BY_NAME, OPTIONS
 from copy_core.contract import KeyStatus, RunStatus
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
@@ -173,7 +174,8 @@ def test_a_listing_that_stopped_fails_the_try_with_what_a_retry_does(store: RunS
     run_id = f"af-stopped-{uuid.uuid4().hex[:6]}"
     store.record_listing_error(run_id, "SlowDown: later", bad_input=False)
     with pytest.raises(AirflowException) as raised:
-        operator(list_in_pool=True, poll_interval=0.05)._wait(store, run_id)
+        op = operator(list_in_pool=True, poll_interval=0.05)
+        op._wait(store, run_id, op.prepared())
     assert not isinstance(raised.value, AirflowFailException)  # a retry resumes the listing
     assert str(raised.value) == (
         f"Run {run_id}: the worker listing the run stopped: SlowDown: later (a retry resumes it)"
@@ -298,3 +300,18 @@ def test_a_dry_run_counts_and_dispatches_nothing(
     assert result["objects_to_copy"] == 3
     assert redis.Redis.from_url(redis_srv.url).llen("s3copy") == queued
     assert s3.list_objects_v2(Bucket=dest)["KeyCount"] == 1
+
+
+OPERATOR_ONLY = {
+    *("source_bucket", "source_key", "source_prefix", "source_s3_url"),
+    *("dest_bucket", "dest_key", "dest_prefix", "dest_s3_url"),
+    *("redis_conn_id", "redis_url", "aws_conn_id", "deferrable"),
+    *("poll_interval", "progress_interval", "cancel_on_kill"),
+}
+
+
+def test_the_operator_arguments_are_the_declared_options_and_its_own() -> None:
+    parameters = inspect.signature(S3CrossAccountCopyOperator.__init__).parameters
+    names = {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert names - OPERATOR_ONLY == set(BY_NAME)
+    assert {n: parameters[n].default for n in BY_NAME} == {o.name: o.default for o in OPTIONS}
