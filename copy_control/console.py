@@ -1,20 +1,21 @@
 """The ``s3fanout`` command's process: :func:`copy_control.cli.main`, set up for a short life.
 
 A copy command spends more CPU starting and stopping Python than dispatching a few thousand
-keys (``make bench`` charges the CLI's CPU to every object it copies), so this entry point:
+keys (``make bench`` charges the CLI's CPU to every object it copies; docs/performance.md says
+how much each step saves), so this entry point:
 
 - skips three optional imports of its libraries that it never uses, by a ``None`` in
   ``sys.modules``, which makes an optional import fail as if the package were absent:
   redis-py 8 imports the OpenTelemetry SDK whenever it is installed (Airflow installs it) for
-  client metrics this command never turns on (~0.1 s of CPU); botocore loads the AWS CRT
-  (the workers' HTTP client, ~0.1 s) for SigV4A, multi-Region access points, which this
+  client metrics this command never turns on; botocore loads the AWS CRT (the workers'
+  HTTP client, a native library) for SigV4A, multi-Region access points, which this
   command does not take (it addresses buckets by name), and for CRC checksums of uploads,
-  which it does not make; kombu imports PyYAML (~0.02 s) to offer a YAML serializer, and
+  which it does not make; kombu imports PyYAML to offer a YAML serializer, and
   every message of this project is JSON;
 - keeps the garbage collector off while some 700 modules import, whose objects all live to
-  the end, then freezes them out of later collections (~0.1 s);
+  the end, then freezes them out of later collections;
 - ends with ``os._exit`` once output is flushed, skipping the interpreter's teardown, which
-  frees every module one by one (~0.2 s). Everything a run needs is in Redis by then: the
+  frees every module one by one. Everything a run needs is in Redis by then: the
   broker's sends and the run store's writes are synchronous.
 
 Tests and library callers use :func:`copy_control.cli.main`, which changes none of this.

@@ -1,8 +1,8 @@
 """Adaptive slow-down: fewer copies in flight while S3 throttles, more again when it stops.
 
-botocore's "adaptive" retry mode is the library's answer, but measured here against an endpoint
-answering 20% of requests with SlowDown it fell from 74 to 2 copies per second (its CUBIC
-rate limiter keeps cutting the send rate on every throttled response). This limiter is AIMD
+botocore's "adaptive" retry mode is the library's answer, but against an endpoint answering a
+fifth of requests with SlowDown its CUBIC rate limiter keeps cutting the send rate on every
+throttled response until copying all but stops (docs/performance.md). This limiter is AIMD
 on the number of copies in flight instead: each throttled response cuts the limit to 70%
 (at most once per cooldown, since many copies in flight see the same burst), and every
 success adds 1/limit, so the limit grows by about one per round of copies. botocore's

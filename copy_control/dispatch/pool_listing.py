@@ -1,7 +1,8 @@
 """Listing in the worker pool (``s3fanout copy --list-in-pool``): the CLI only submits the run.
 
-A CLI process that lists must first load boto3 and build an S3 client: about 0.35 s of CPU
-before its first request, which a copy of a few thousand objects pays again per object. A
+A CLI process that lists must first load boto3 and build an S3 client (botocore parses its
+JSON models) before its first request, which a copy of a few thousand objects pays again per
+object. A
 worker has both already. So the CLI sends the whole request as one task; a worker lists and
 dispatches it with ``runner.start_run``, the code the CLI and the operator run themselves, and
 if it stops, records why for the CLI that waits. The CLI then needs Redis but no AWS access.

@@ -1,8 +1,8 @@
 """A faster reading of ListObjectsV2 responses, through botocore's own extension point.
 
 botocore turns each ``<Contents>`` element into a dict by walking the service model, and parses
-every LastModified with dateutil: about 160 µs of CPU per key here, so one process lists no
-more than ~6,000 keys a second whatever the server does. This handler, registered on
+every LastModified with dateutil, which caps how many keys one process lists a second whatever
+the server does (docs/performance.md, listing). This handler, registered on
 ``before-parse.s3.ListObjectsV2``, reads the ``<Contents>`` elements with ElementTree (expat)
 into the same dicts (Key, Size, ETag, StorageClass, LastModified as an aware datetime), hands
 them to botocore through ``customized_response_dict`` (which botocore merges into the parsed

@@ -1,6 +1,6 @@
 """The overwrite policy as pure decisions: does an existing destination object stop a copy?
 
-One place for the rule, shared by the worker (``s3copy.ObjectCopier``, which decides from
+One place for the rule, shared by the worker (``copy_workers.s3.copier.ObjectCopier``, which decides from
 HeadObject responses just before it copies) and the control plane's dry run (which decides
 first from a listing of the destination and asks for HeadObject only where a listing cannot
 tell). Both therefore count the same keys as skipped.

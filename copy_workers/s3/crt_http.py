@@ -1,10 +1,8 @@
 """Signed S3 requests over the AWS Common Runtime's HTTP client: the lean request path.
 
-boto3 spends about 3-4 ms of CPU per CopyObject (event hooks, endpoint rules, urllib3,
-signing and XML parsing in Python); the CRT signs and speaks HTTP in C. Measured on this
-machine against SeaweedFS, 2,000 copies: boto3 from 32 threads 4.0 ms of CPU per object,
-the CRT's S3Client 0.65 ms, raw CRT connections driven from one thread 0.43 ms. The S3Client
-would be the library choice, but it retries inside C and does not say how often, so the
+boto3 spends milliseconds of CPU per CopyObject (event hooks, endpoint rules, urllib3, signing
+and XML parsing in Python); the CRT signs and speaks HTTP in C, for several times less
+(docs/performance.md, the fast lane). The CRT's S3Client would be the library choice, but it retries inside C and does not say how often, so the
 summary's retry count could not be exact; this module keeps a small connection pool of its
 own, signs each request with ``aws_sign_request`` and leaves every retry to the caller.
 

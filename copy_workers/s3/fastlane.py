@@ -5,8 +5,8 @@ whose returned ETag proves the copy. For those the lane sends signed requests ov
 (``crt_http``) with up to the adaptive limit in flight, and handles completions on this one
 thread: no thread per key, no botocore per request. Every decision is the same as on the
 threaded path because it is made by the same code: parameters from ``properties``, errors
-from ``errors.classify``, verification from ``verify.compare``, backoff from ``retry``,
-denial messages from ``access``. What the lane does not handle (multipart sizes, overwrite
+from ``classify.classify``, verification from ``verify.compare``, backoff from ``retry``,
+denial messages from ``denials``. What the lane does not handle (multipart sizes, overwrite
 checks, metadata replacement, streamed modes, a denied copy in ``auto`` mode) goes back to
 the threaded path untouched.
 """
