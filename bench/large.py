@@ -63,7 +63,8 @@ from bench.config import BENCH_VENV, RESULTS_ROOT, MiB, Multipart, WorkerShape, 
 from bench.dataset import delete_prefix, read_back_md5
 from bench.measure import Cpu, Finished, find_child, run_measured, run_metered
 from bench.runner import build_schedule, worker_pool
-from copy_control.units import parse_size
+from copy_control.units import format_size, parse_size
+from copy_core.options import DEFAULT_PARTS_PER_TASK, DEFAULT_SPLIT_THRESHOLD
 from copy_core.s3.part_plan import DEFAULT_PART_SIZE, part_size_for
 from copy_workers.settings import WorkerSettings
 from devstack.servers import AWS_TEST_ENV, redis_server, seaweed_server
@@ -602,8 +603,14 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         default=2,
         help="s3fanout worker processes, 1 pool process each (default 2)",
     )
-    add("--split-threshold", default="4GiB", help="s3fanout --split-threshold (default 4GiB)")
-    add("--parts-per-task", type=int, default=8, help="s3fanout --parts-per-task (default 8)")
+    split, per_task = format_size(DEFAULT_SPLIT_THRESHOLD), DEFAULT_PARTS_PER_TASK
+    add("--split-threshold", default=split, help=f"s3fanout --split-threshold (default {split})")
+    add(
+        "--parts-per-task",
+        type=int,
+        default=per_task,
+        help="s3fanout --parts-per-task (%(default)s)",
+    )
     add(
         "--part-size",
         default=None,

@@ -1,9 +1,9 @@
 """The overwrite policy as pure decisions: does an existing destination object stop a copy?
 
-One place for the rule, shared by the worker (``copy_workers.s3.copier.ObjectCopier``, which decides from
-HeadObject responses just before it copies) and the control plane's dry run (which decides
-first from a listing of the destination and asks for HeadObject only where a listing cannot
-tell). Both therefore count the same keys as skipped.
+One place for the rule, shared by the worker (``copy_workers.s3.copier.ObjectCopier``, which
+decides from HeadObject responses just before it copies) and the control plane's dry run (which
+decides first from a listing of the destination and asks for HeadObject only where a listing
+cannot tell). Both therefore count the same keys as skipped.
 
 ``if-different`` skips when the destination holds the same object: the same size, and the
 source's ETag recorded at copy time, or equal plain-MD5 ETags, or equal full-object checksums.

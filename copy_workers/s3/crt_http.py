@@ -2,9 +2,10 @@
 
 boto3 spends milliseconds of CPU per CopyObject (event hooks, endpoint rules, urllib3, signing
 and XML parsing in Python); the CRT signs and speaks HTTP in C, for several times less
-(docs/performance.md, the fast lane). The CRT's S3Client would be the library choice, but it retries inside C and does not say how often, so the
-summary's retry count could not be exact; this module keeps a small connection pool of its
-own, signs each request with ``aws_sign_request`` and leaves every retry to the caller.
+(docs/performance.md). The CRT's S3Client would be the library choice, but it
+retries inside C and does not say how often, so the summary's retry count could not be exact;
+this module keeps a small connection pool of its own, signs each request with
+``aws_sign_request`` and leaves every retry to the caller.
 
 Requests are asynchronous: ``send`` returns at once and the callback runs on a CRT thread.
 """
