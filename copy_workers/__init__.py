@@ -1,1 +1,1 @@
-"""The copy worker pool: Celery app, copy engine and run accounting. Never imports Airflow."""
+"""The copy worker pool: the Celery app and its tasks, the copy engine, the S3 copy paths."""
