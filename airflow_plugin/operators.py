@@ -41,7 +41,7 @@ from copy_control.option_spec import (
     with_options_signature,
 )
 from copy_control.request import CopyRequest
-from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
+from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
 from copy_core.aws.clients import ClientFactory
 from copy_core.broker import DEFAULT_REDIS_URL
 from copy_core.contract import RunStatus, RunSummary
@@ -320,9 +320,12 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
                 timeout_s=prepared.timeout_s,
                 on_progress=ProgressLog(self.log, self.progress_interval),
                 listed_by_worker=prepared.list_in_pool,
+                started_here=True,
             )
         except RunTimeout as exc:
             raise AirflowException(self._timeout_message(run_id)) from exc
+        except RunLost as exc:  # a retry starts the copy again
+            raise AirflowException(str(exc)) from exc
         except ListingFailed as exc:  # worded as the deferred wait words it: a retry resumes
             raise AirflowException(f"Run {run_id}: {listing_stopped(exc.reason)}") from exc
         except InvalidRequest as exc:

@@ -26,6 +26,7 @@ from airflow_plugin.runs import cancel_run
 from copy_core.contract import ContractError, RunStatus, RunSummary
 from copy_core.runs.async_reading import (
     end_watch_async,
+    listing_pending_async,
     read_listing_error_async,
     read_summary_async,
 )
@@ -219,7 +220,13 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
                 if listing is not None:
                     return _listing_event(self.run_id, listing, summary)
                 if summary is None and not self.listed_by_worker:
-                    message = f"no run {self.run_id!r} in Redis (wrong Redis, or it expired)"
+                    message = f"no run {self.run_id!r} in Redis (wrong Redis, or it was lost)"
+                    return RunEvent("error", self.run_id, message=message)
+                if summary is None and not await listing_pending_async(client, self.run_id):
+                    message = (
+                        f"run {self.run_id!r} is not in Redis, and no listing of it is on its "
+                        "way (its state was lost): a retry starts it again"
+                    )
                     return RunEvent("error", self.run_id, message=message)
                 if summary is not None:
                     progress(summary)

@@ -98,16 +98,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def measure(args: argparse.Namespace, source: Dataset, s3: S3Client) -> list[tuple[float, float]]:
-    """Copy every object ``args.repeats`` times; (CPU ms per copy, copies/s) per run."""
+    """Copy every object ``args.repeats`` times; (CPU ms per copy, copies/s) per run.
+
+    The chunks are taken as a pool process takes them (``WorkerProcess.take_chunk``: the run
+    store's take, the engine's admission and its wait for room), so the figure is what a
+    worker spends per object, the lane, the window across chunks and the recording included.
+    """
     # Imported here: the worker's settings and clients read the environment set above.
-    from copy_core.contract import ChunkMessage, CopyItem, CopyJob  # noqa: PLC0415
-    from copy_workers.engine import copy_chunk  # noqa: PLC0415
+    from copy_core.contract import (  # noqa: PLC0415
+        ChunkRef,
+        CopyItem,
+        CopyJob,
+        canonical_json,
+        items_wire,
+    )
     from copy_workers.metrics import OBSERVER  # noqa: PLC0415
     from copy_workers.process import WorkerProcess  # noqa: PLC0415
     from copy_workers.settings import WorkerSettings  # noqa: PLC0415
 
     settings = WorkerSettings.from_env()
-    process = WorkerProcess(settings, lambda message: None)
+    process = WorkerProcess(settings, lambda name, kwargs, label: None, OBSERVER)
     job = CopyJob(SOURCE_BUCKET, DEST_BUCKET)
     runs = []
     for number in range(args.repeats + 1):  # the first run warms the process up: not counted
@@ -117,29 +127,18 @@ def measure(args: argparse.Namespace, source: Dataset, s3: S3Client) -> list[tup
             CopyItem(source.prefix + o.rel, dest + o.rel, o.size, f'"{o.etag}"')
             for o in source.objects
         ]
-        chunks = [
-            ChunkMessage(run_id, str(n), job, tuple(items[i : i + args.chunk_size]))
-            for n, i in enumerate(range(0, len(items), args.chunk_size))
-        ]
+        chunks = [items[i : i + args.chunk_size] for i in range(0, len(items), args.chunk_size)]
         store = process.store
-        store.create_run(run_id, {}, None)
-        for chunk in chunks:
-            store.register_chunk(run_id, chunk.chunk_id, len(chunk.items), 0)
+        store.create_run(run_id, {}, None, job=canonical_json(job.to_wire()))
+        for n, chunk in enumerate(chunks):
+            store.register_chunk(run_id, str(n), len(chunk), 0, items=items_wire(chunk))
         store.finish_listing(run_id)
         with busy_processes(args.busy):
             started, before = time.perf_counter(), self_cpu()
-            for chunk in chunks:  # as copy_workers.tasks runs a chunk
-                copier = process.copier(chunk.job)
-                copy_chunk(
-                    chunk,
-                    copier.copy,
-                    store,
-                    settings,
-                    observer=OBSERVER,
-                    limit=process.limit,
-                    lane=process.lane(chunk),
-                    split_starter=process.split_starter(copier),
-                )
+            for n in range(len(chunks)):  # as copy_workers.tasks takes a chunk
+                process.take_chunk(ChunkRef(run_id, str(n)))
+            while process.engine.chunks_held:
+                time.sleep(0.001)
             cpu, wall = (self_cpu() - before).total, time.perf_counter() - started
         summary = store.summary(run_id)
         if summary is None or summary.status != "succeeded" or summary.objects_copied != len(items):

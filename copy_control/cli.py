@@ -15,6 +15,8 @@ from copy_control.commands import copy, runs, status
 from copy_control.commands.common import EXIT_BAD_INPUT
 from copy_control.errors import InvalidRequest
 from copy_core import logs
+from copy_core.process_title import hide_secrets
+from copy_core.redis_url import RedisUnusable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,11 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["worker"]:
         _exec_worker(argv[1:])
+    hide_secrets()
     args = build_parser().parse_args(argv)
     logs.configure("INFO" if args.verbose else "WARNING")
     try:
         code: int = args.run(args)
-    except InvalidRequest as exc:
+    except (InvalidRequest, RedisUnusable) as exc:
         print(f"s3fanout: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return code

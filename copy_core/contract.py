@@ -10,6 +10,7 @@ dicts on the wire, never pickle.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,8 @@ from typing import Any
 
 from copy_core.options import CopyOptions, InvalidOption
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # a chunk message that carries its job and items
+REF_SCHEMA_VERSION = 2  # a chunk message that names a chunk kept in the run store
 TASK_NAME = "s3fanout.copy_chunk"
 PARTS_TASK_NAME = "s3fanout.copy_parts"  # a batch of parts of one split object
 LIST_TASK_NAME = "s3fanout.list_run"  # a whole run, listed and dispatched by a worker
@@ -181,6 +183,68 @@ class ChunkMessage:
             job=CopyJob.from_wire(raw.get("job", {})),
             items=tuple(CopyItem.from_wire(item) for item in items),
         )
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """The Celery payload of a chunk kept in the run store: its run and its id, nothing else.
+
+    The dispatcher keeps a chunk's items in Redis while it is in the pool (and the run's job
+    once), so the broker's queue holds a few dozen bytes per chunk, and a worker copies only
+    what the run itself dispatched. Workers of an earlier version reject it (unknown schema).
+    """
+
+    run_id: str
+    chunk_id: str
+
+    @property
+    def label(self) -> str:
+        return f"run {self.run_id} chunk {self.chunk_id}"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"schema": REF_SCHEMA_VERSION, "run_id": self.run_id, "chunk_id": self.chunk_id}
+
+    def resolve(self, job_wire: str, items_wire: str) -> ChunkMessage:
+        """The chunk, from the job and items the run store keeps (their wire JSON)."""
+        try:
+            job, items = json.loads(job_wire), json.loads(items_wire)
+        except ValueError as exc:
+            raise ContractError(f"stored chunk {self.chunk_id} is not JSON: {exc}") from exc
+        if not isinstance(items, list):
+            raise ContractError("stored chunk items must be a list")
+        return ChunkMessage(
+            self.run_id,
+            self.chunk_id,
+            CopyJob.from_wire(job),
+            tuple(CopyItem.from_wire(item) for item in items),
+        )
+
+
+def decode_chunk(raw: Mapping[str, Any]) -> ChunkMessage | ChunkRef:
+    """A chunk task's payload: a reference (schema 2) or a whole chunk (schema 1)."""
+    _expect(isinstance(raw, Mapping), "a chunk message is an object")
+    if raw.get("schema") == REF_SCHEMA_VERSION:
+        _expect(
+            set(raw) == {"schema", "run_id", "chunk_id"},
+            "a chunk reference has run_id and chunk_id only",
+        )
+        return ChunkRef(_str(raw, "run_id"), _str(raw, "chunk_id"))
+    return ChunkMessage.from_wire(raw)
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of ``value`` this project stores and digests (compact, sorted keys)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def digest(text: str) -> str:
+    """SHA-1 of ``text`` as UTF-8, hex: what Redis's ``redis.sha1hex`` computes in a script."""
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def items_wire(items: Sequence[CopyItem]) -> str:
+    """The canonical JSON of a chunk's items, as the run store keeps them."""
+    return canonical_json([item.to_wire() for item in items])
 
 
 @dataclass(frozen=True)

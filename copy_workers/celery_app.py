@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import setup_logging
+from kombu.transport import TRANSPORT_ALIASES
 
 from copy_core import logs
 from copy_core.broker import celery_settings
 from copy_workers.settings import WorkerSettings
 
+TRANSPORT = "copy_workers.broker_transport:Transport"
 settings = WorkerSettings.from_env()
 
 app = Celery("s3fanout", include=["copy_workers.tasks", "copy_workers.listing_task"])
@@ -24,6 +26,10 @@ app.conf.update(
     task_send_sent_event=True,
     worker_cancel_long_running_tasks_on_connection_loss=False,
 )
+# This process's redis:// and rediss:// broker URLs use kombu's Redis transport made to survive
+# a garbage queue entry and a full Redis (broker_transport.py). Aliases rather than Celery's
+# broker_transport setting: kombu then reads the URL by its scheme, exactly as it would.
+TRANSPORT_ALIASES.update(redis=TRANSPORT, rediss=TRANSPORT)
 
 
 @setup_logging.connect

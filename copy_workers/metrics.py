@@ -15,17 +15,15 @@ No label carries a run id or a key: those would grow without bound.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import redis
-from celery.exceptions import Reject
 from celery.signals import worker_process_init, worker_process_shutdown
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -33,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from copy_core.contract import QUEUE, KeyOutcome, KeyStatus
-from copy_workers.engine import ChunkIncomplete, ChunkObserver
+from copy_workers.engine import ChunkObserver
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +69,14 @@ COPY_SECONDS = Histogram(
 )
 CHUNKS = Counter(
     "s3fanout_chunks",
-    "Chunk deliveries by result: finished, incomplete (retried later), rejected, error.",
+    "Chunk deliveries by what became of them: admitted (taken and copied), duplicate (done, "
+    "or held by another live worker), ended (the run is over), rejected (not what the run "
+    "dispatched, no such run, or not decodable).",
     ["result"],
 )
 CHUNKS_IN_FLIGHT = Gauge(
     "s3fanout_chunks_in_flight",
-    "Chunks being copied now, by the pool processes of this worker.",
+    "Chunks held now by the pool processes of this worker (being copied, or the next ones).",
     multiprocess_mode="livesum",
 )
 
@@ -84,7 +84,7 @@ for _status in KeyStatus:
     OBJECTS.labels(_status.value)
 for _status in (KeyStatus.COPIED, KeyStatus.SKIPPED, KeyStatus.FAILED):
     COPY_SECONDS.labels(_status.value)
-for _result in ("finished", "incomplete", "rejected", "error"):
+for _result in ("admitted", "duplicate", "ended", "rejected"):
     CHUNKS.labels(_result)
 
 
@@ -116,6 +116,9 @@ class MetricsObserver(ChunkObserver):
         _inc(VERIFIED, sum(1 for o in outcomes if o.verified))
         _inc(STREAMED, sum(1 for o in outcomes if o.streamed))
 
+    def chunks_held(self, count: int) -> None:
+        CHUNKS_IN_FLIGHT.set(count)
+
 
 def _inc(counter: Counter, amount: int) -> None:
     if amount:
@@ -123,25 +126,6 @@ def _inc(counter: Counter, amount: int) -> None:
 
 
 OBSERVER = MetricsObserver()
-
-
-@contextlib.contextmanager
-def chunk_running() -> Iterator[None]:
-    """Count a chunk in flight while the block runs, then count how the delivery ended."""
-    CHUNKS_IN_FLIGHT.inc()
-    result = "error"
-    try:
-        yield
-        result = "finished"
-    except ChunkIncomplete:
-        result = "incomplete"
-        raise
-    except Reject:
-        result = "rejected"
-        raise
-    finally:
-        CHUNKS_IN_FLIGHT.dec()
-        CHUNKS.labels(result).inc()
 
 
 # --- the main process: serving ---------------------------------------------------------------

@@ -1,7 +1,10 @@
-"""Celery tasks: thin adapters that decode a message and hand it to the engine.
+"""Celery tasks: thin adapters that decode a message and hand it to the worker process.
 
-The task that lists a run in the pool is in ``listing_task``, the one module of the worker that
-imports the control plane.
+A chunk task takes its chunk (a lease, checked against what the run dispatched), admits it to
+the process's engine, and returns once the process has room for another: the engine copies in
+the background, and the lease, not Celery's acknowledgement, keeps the chunk safe from here
+(see ``copy_core.runs.leases``). The task that lists a run in the pool is in ``listing_task``,
+the one module of the worker that imports the control plane.
 """
 
 from __future__ import annotations
@@ -12,91 +15,92 @@ from typing import Any, TypeVar
 
 from celery import Task
 from celery.exceptions import Reject
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from copy_core import logs
+from copy_core.broker import send_task
 from copy_core.contract import (
     PARTS_TASK_NAME,
-    QUEUE,
     TASK_NAME,
-    ChunkMessage,
     ContractError,
     PartsMessage,
+    decode_chunk,
 )
-from copy_workers import metrics
+from copy_workers import metrics, shutdown
 from copy_workers.celery_app import app, settings
-from copy_workers.engine import ChunkIncomplete, copy_chunk
 from copy_workers.process import WorkerProcess
-from copy_workers.s3.split import BatchIncomplete
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
-
-
-def _send_parts(message: PartsMessage) -> None:
-    app.send_task(
-        PARTS_TASK_NAME,
-        kwargs={"parts": message.to_wire()},
-        queue=QUEUE,
-        argsrepr="()",
-        kwargsrepr=message.label,
-    )
-
-
-PROCESS = WorkerProcess(settings, _send_parts)
-
-
-# Celery's own retries for a task whose keys (or parts) are not all finished: exponential
-# backoff with jitter, redelivered to any worker of the pool.
-TASK_RETRIES: dict[str, Any] = {
-    "max_retries": settings.chunk_retries,
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
+# What a take's verdict means for the message (acknowledged in every case).
+_OUTCOMES = {
+    "taken": "admitted",
+    "done": "duplicate",
+    "held": "duplicate",
+    "ended": "ended",
+    "unknown": "rejected",
+    "forged": "rejected",
 }
 
 
-@app.task(bind=True, name=TASK_NAME, autoretry_for=(ChunkIncomplete,), **TASK_RETRIES)
-def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> dict[str, Any]:
-    """Copy one chunk of a run. Safe to run twice: already recorded keys are skipped."""
-    with metrics.chunk_running():
-        message = _decoded(ChunkMessage.from_wire, chunk, "chunk")
-        final = _final_attempt(self)
-        with logs.bound(message.run_id, message.chunk_id):
-            copier = PROCESS.copier(message.job)
-            result = copy_chunk(
-                message,
-                copier.copy,
-                PROCESS.store,
-                settings,
-                final_attempt=final,
-                observer=metrics.OBSERVER,
-                limit=PROCESS.limit,
-                lane=PROCESS.lane(message),
-                split_starter=PROCESS.split_starter(copier),
-            )
-    return result.to_wire()
+def send(name: str, kwargs: dict[str, Any], label: str) -> None:
+    """Send a task of the pool by name, riding out a full or restarting Redis."""
+    send_task(app, name, kwargs, label)
 
 
-@app.task(bind=True, name=PARTS_TASK_NAME, autoretry_for=(BatchIncomplete,), **TASK_RETRIES)
+PROCESS = WorkerProcess(settings, send, metrics.OBSERVER)
+
+
+@app.task(bind=True, name=TASK_NAME)
+def copy_chunk_task(self: Task[Any, Any], chunk: dict[str, Any]) -> str:
+    """Take one chunk of a run and admit it to this process's engine."""
+    received = _decoded(decode_chunk, chunk, "chunk")
+    with logs.bound(received.run_id, received.chunk_id):
+        try:
+            verdict = PROCESS.take_chunk(received)
+        except ContractError as exc:
+            metrics.CHUNKS.labels("rejected").inc()
+            log.error("rejected chunk", extra={"reason": str(exc)})
+            raise Reject(str(exc), requeue=False) from exc
+        outcome = _OUTCOMES.get(verdict, "rejected")
+        metrics.CHUNKS.labels(outcome).inc()
+        if outcome == "rejected":
+            # Not what the run dispatched (or no such run): nothing of it is copied.
+            log.error("rejected chunk", extra={"verdict": verdict})
+        elif outcome != "admitted":
+            log.info("chunk not taken", extra={"verdict": verdict})
+    return outcome
+
+
+@app.task(bind=True, name=PARTS_TASK_NAME)
 def copy_parts_task(self: Task[Any, Any], parts: dict[str, Any]) -> str:
     """Copy a batch of parts of a split object; the last batch completes and records it."""
     message = _decoded(PartsMessage.from_wire, parts, "parts")
-    final = _final_attempt(self)
     with logs.bound(message.run_id, message.chunk_id):
-        copier = PROCESS.batch_copier(message, lambda done: metrics.OBSERVER.recorded(done.added))
-        return copier.run(message, final_attempt=final)
+        return PROCESS.run_batch(message, lambda done: metrics.OBSERVER.recorded(done.added))
 
 
-def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: dict[str, Any], kind: str) -> M:
+def _decoded(from_wire: Callable[[Mapping[str, Any]], M], raw: Any, kind: str) -> M:
     """The task's message; a malformed one is rejected, not retried: it never gets better."""
     try:
+        if not isinstance(raw, Mapping):
+            raise ContractError(f"a {kind} message is an object")
         return from_wire(raw)
     except ContractError as exc:
+        metrics.CHUNKS.labels("rejected").inc()
         log.error(f"rejected malformed {kind} message", extra={"reason": str(exc)})
         raise Reject(str(exc), requeue=False) from exc
 
 
-def _final_attempt(task: Task[Any, Any]) -> bool:
-    """Whether this delivery is Celery's last retry: transient failures are then final."""
-    return task.request.retries >= (task.max_retries or 0)
+@worker_process_init.connect
+def _start_keeper(**_: object) -> None:
+    """A new pool process: it counts in the pool's capacity from now on."""
+    PROCESS.keeper.start()
+
+
+@worker_process_shutdown.connect
+def _drain(**_: object) -> None:
+    """A pool process stops: finish the chunks it holds, or give them back."""
+    if not PROCESS.shutdown():
+        shutdown.mark_undrained()

@@ -12,10 +12,15 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from copy_core.broker import DEFAULT_REDIS_URL
+from celery.signals import worker_shutting_down
+
+from copy_core import redis_url
 from copy_core.contract import QUEUE
+from copy_core.process_title import hide_secrets
+from copy_workers import shutdown
+from copy_workers.settings import WorkerSettings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when it is imported
 METRICS_DIR_PREFIX = "s3fanout-metrics-"
@@ -32,11 +37,7 @@ def _port(raw: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3fanout worker", description=__doc__)
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("S3FANOUT_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis that serves as broker and run store (default: %(default)s)",
-    )
+    parser.add_argument("--redis-url", default=None, help=redis_url.HELP)
     parser.add_argument(
         "--concurrency", type=int, default=None, help="worker processes (default: CPU count)"
     )
@@ -58,13 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run a worker until a signal stops it; exit non-zero if it stopped for another reason,
+    or if a pool process had to give back chunks it could not finish (see ``shutdown``)."""
     args = build_parser().parse_args(argv)
+    hide_secrets()  # after parsing: sys.argv is masked in place
+    args.redis_url = redis_url.resolve(args.redis_url)
+    try:
+        redis_url.check_url(args.redis_url)
+        WorkerSettings.from_env({**os.environ, redis_url.ENV: args.redis_url})
+    except ValueError as exc:
+        sys.exit(f"s3fanout worker: {exc}")
     # The Celery app reads its settings from the environment when it is imported, and the
     # pool's child processes inherit it: set it before the import.
-    os.environ["S3FANOUT_REDIS_URL"] = args.redis_url
+    os.environ[redis_url.ENV] = args.redis_url
     if args.keys_in_flight is not None:
         os.environ["S3FANOUT_KEYS_IN_FLIGHT"] = str(args.keys_in_flight)
     with contextlib.ExitStack() as stack:
+        runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3fanout-")))
+        os.environ[shutdown.RUNTIME_ENV] = str(runtime)
         # prometheus_client picks its storage when it is first imported (the app imports it):
         # files in a directory shared with the pool's children, or, without a metrics port,
         # plain memory that nobody reads.
@@ -79,7 +91,29 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         worker_args = ["worker", "-Q", QUEUE, "--loglevel", args.loglevel, "-n", args.hostname]
         if args.concurrency is not None:
             worker_args += ["--concurrency", str(args.concurrency)]
-        app.worker_main(worker_args)
+        code = _run(app, worker_args)
+        left = shutdown.undrained(runtime)
+    if left:
+        print(f"s3fanout worker: pool processes {left} gave back chunks they could not finish")
+    sys.exit(code or (3 if left else 0))
+
+
+def _run(app: Any, worker_args: list[str]) -> int:
+    """Celery's worker until it stops; its exit code (Celery's ``worker_main`` drops it).
+
+    A worker stopped by a signal exits 0; one that stopped by itself (Celery's "Unrecoverable
+    error") exits 1, so that a supervisor restarting on failure restarts it.
+    """
+    signalled: list[str] = []
+
+    def note(sig: str | None = None, **_: object) -> None:
+        signalled.append(str(sig))
+
+    worker_shutting_down.connect(note, weak=False)
+    code = app.start(argv=worker_args)
+    if not signalled:
+        return int(code or 1)
+    return int(code or 0)
 
 
 def _serve_metrics(args: argparse.Namespace, directory: Path) -> None:

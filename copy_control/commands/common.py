@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-from copy_core.broker import DEFAULT_REDIS_URL
+from copy_core import redis_url
 from copy_core.contract import RunSummary
+from copy_core.runs.store import RunStore, connect
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_redis_url(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("S3FANOUT_REDIS_URL", DEFAULT_REDIS_URL),
-        help="Redis that serves as broker and run store (default: %(default)s)",
-    )
+    parser.add_argument("--redis-url", default=None, help=redis_url.HELP)
+
+
+def open_store(args: argparse.Namespace) -> RunStore:
+    """The run store at the command's Redis URL (resolved in ``args``), checked first.
+
+    RedisUnusable within seconds, with what to check, if the server cannot be used.
+    """
+    args.redis_url = redis_url.resolve(args.redis_url)
+    redis_url.check_reachable(args.redis_url)
+    return RunStore(connect(args.redis_url))
 
 
 def print_summary(summary: RunSummary, as_json: bool) -> None:

@@ -14,7 +14,13 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
+from copy_control.commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_redis_url,
+    open_store,
+    print_summary,
+)
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
 from copy_control.errors import InvalidRequest
@@ -30,11 +36,11 @@ from copy_control.option_spec import (
 )
 from copy_control.request import CopyRequest, check_run_id
 from copy_control.runs.progress import terminal_bar
-from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
+from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
 from copy_core import logs
 from copy_core.contract import RunStatus
-from copy_core.runs.store import RunStore, connect
+from copy_core.runs.store import RunStore
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -122,7 +128,7 @@ def _start_and_wait(
     run_id: str,
     start: Callable[[RunStore, Celery], object],
 ) -> int:
-    store = RunStore(connect(args.redis_url))
+    store = open_store(args)
     with logs.bound(run_id):
         start(store, producer_app(args.redis_url))
         try:
@@ -136,8 +142,9 @@ def _start_and_wait(
                     timeout_s=prepared.timeout_s,
                     on_progress=on_progress,
                     listed_by_worker=prepared.list_in_pool,
+                    started_here=True,
                 )
-        except (RunTimeout, ListingFailed) as exc:
+        except (RunTimeout, ListingFailed, RunLost) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
             return EXIT_FAILED
     print_summary(summary, as_json=args.json)

@@ -10,6 +10,7 @@ from copy_control.commands.common import (
     EXIT_FAILED,
     EXIT_OK,
     add_redis_url,
+    open_store,
     print_summary,
 )
 from copy_control.errors import InvalidRequest
@@ -17,7 +18,7 @@ from copy_control.runs.report import report_lines, upload_report
 from copy_control.runs.waiting import RunTimeout, wait_for_run
 from copy_control.s3url import parse_s3_url
 from copy_core.contract import RunStatus
-from copy_core.runs.store import RunStore, connect
+from copy_core.runs.store import RunStore
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +43,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def _store(args: argparse.Namespace) -> RunStore:
-    store = RunStore(connect(args.redis_url))
+    store = open_store(args)
     if store.summary(args.run_id) is None:
         raise InvalidRequest(f"no run {args.run_id!r} in Redis (wrong id or URL, or it expired)")
     return store

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from copy_control.commands.common import EXIT_FAILED, EXIT_OK, add_redis_url, print_summary
+from copy_control.commands.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_redis_url,
+    open_store,
+    print_summary,
+)
 from copy_control.runs.progress import LiveProgress, Mode
 from copy_control.runs.waiting import read_summary, wait_for_run
 from copy_core.contract import RunStatus
-from copy_core.runs.store import RunStore, connect
 
 EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 
@@ -49,7 +54,7 @@ def _positive_seconds(raw: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Draw readings until the run ends (or once), then print the summary."""
-    store = RunStore(connect(args.redis_url))
+    store = open_store(args)
     mode: Mode = "json" if args.json else "bar" if sys.stdout.isatty() else "lines"
     progress = LiveProgress(sys.stdout, mode)
     try:

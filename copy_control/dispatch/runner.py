@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from copy_control.dispatch.admission import Admission
 from copy_control.dispatch.dry_run import DestState, DryRunReport, DryRunSink
 from copy_control.dispatch.fanout import Fanout, PartitionLog, Sink
 from copy_control.dispatch.listing_log import ListingLog, MemoryLog
@@ -24,7 +25,9 @@ from copy_control.listing.sources import (
 )
 from copy_control.request import CopyRequest, check_same_request
 from copy_control.selection import Selection, Selector
-from copy_core.contract import RunStatus
+from copy_core.contract import RunStatus, canonical_json
+from copy_core.pool import PoolRegistry
+from copy_core.runs.controls import RunControls
 from copy_core.runs.store import RunStore
 
 if TYPE_CHECKING:
@@ -50,28 +53,36 @@ def start_run(
     s3: S3Client,
     store: RunStore,
     app: Celery,
+    controls: RunControls | None = None,
 ) -> DispatchReport:
     """Create (or resume) run ``run_id``: list the source and dispatch its chunks.
 
     The source is read before the run is created, so a missing bucket, key or manifest fails
     here with InvalidRequest and nothing is recorded or dispatched. A run that already exists
-    is resumed from its partitions' cursors; a finished one is left as it is.
+    is resumed from its partitions' cursors; a finished one is left as it is. ``controls``:
+    the run's priority, rate caps and owner (set when it is created).
     """
+    controls = controls or RunControls()
     existing = store.run_hash(run_id)
     check_same_request(existing, request, run_id)
     source = open_source(request, s3)
     try:
         source.check()  # raises InvalidRequest for bad input, before any write
-        status = store.create_run(run_id, request.describe(), request.max_failures)
+        job = canonical_json(request.job(run_id).to_wire())
+        status = store.create_run(
+            run_id, request.describe(), request.max_failures, job=job, controls=controls
+        )
+        PoolRegistry(store.client).add_run(run_id)
         if RunStatus(status).is_final or existing.get("listing_done") == "1":
             return DispatchReport(run_id, status, 0, resumed=bool(existing))
         partition_log = ListingLog(store, run_id)
         recorded = partition_log.load()
         partitions = recorded or _first_partitions(source, partition_log)
-        sender = ChunkSender(app, store, run_id, request.job(run_id), partition_log)
-        _dispatch_partitions(
-            request, source, partitions, sender, partition_log, store, run_id, bool(recorded)
-        )
+        with Admission(store, run_id, controls.weight) as admission:
+            sender = ChunkSender(app, store, run_id, partition_log, admission)
+            _dispatch_partitions(
+                request, source, partitions, sender, partition_log, store, run_id, bool(recorded)
+            )
     finally:
         source.close()
     final = store.finish_listing(run_id) or status

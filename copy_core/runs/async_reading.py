@@ -15,6 +15,7 @@ import redis.asyncio
 
 from copy_core.contract import RunSummary, summarize
 from copy_core.runs.keys import RunKeys
+from copy_core.runs.leases import LISTING
 from copy_core.runs.store import FAILURES_READ, ListingError, decoded, parse_listing_error, text
 
 
@@ -65,3 +66,9 @@ async def end_watch_async(
         yield pause
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def listing_pending_async(client: redis.asyncio.Redis, run_id: str) -> bool:
+    """Whether the run's listing is in the pool (queued or being listed): ``LeaseStore``'s
+    holder of the listing, read without blocking."""
+    return bool(await client.hexists(RunKeys(run_id).holders, LISTING))

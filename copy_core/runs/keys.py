@@ -81,6 +81,57 @@ class RunKeys:
         return f"{self.base}:failures"
 
     @property
+    def chunk_done_channel(self) -> str:
+        """Pub/sub channel: a chunk id, published when every key of that chunk has an outcome.
+
+        The dispatcher of a run at its bound of chunks in the pool waits on it (back-pressure).
+        """
+        return f"{self.base}:chunk-done"
+
+    @property
+    def chunk_items(self) -> str:
+        """Hash: chunk id -> its items as wire JSON, while the chunk is in the pool.
+
+        Written when the chunk is registered, deleted when it is done: what a chunk message
+        refers to, and what a chunk returned to the queue is sent again from.
+        """
+        return f"{self.base}:chunk-items"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set: work of the run in the pool -> when its lease expires (server ms).
+
+        Members: ``c:<chunk id>`` (a chunk), ``b:<chunk id>:<index>:<batch>`` (a batch of a
+        split object's parts), ``l`` (the listing). A member is in the set from when it is sent
+        until it is done; its holder (``holders``) says who has it: ``queued`` (sent, not yet
+        taken), ``retry`` (returned, to be sent again at the score), or a worker process.
+        """
+        return f"{self.base}:leases"
+
+    @property
+    def holders(self) -> str:
+        """Hash: lease member -> holder token (see ``leases``)."""
+        return f"{self.base}:holders"
+
+    @property
+    def deliveries(self) -> str:
+        """Hash: lease member -> how many times a worker took it."""
+        return f"{self.base}:deliveries"
+
+    @property
+    def resend(self) -> str:
+        """Hash: lease member -> the task message (JSON) that sends that work again.
+
+        For part batches and the listing; a chunk is sent again by reference.
+        """
+        return f"{self.base}:resend"
+
+    @property
+    def rate(self) -> str:
+        """Hash: the run's rate caps and token buckets (requests/s, bytes/s)."""
+        return f"{self.base}:rate"
+
+    @property
     def airflow_generation(self) -> str:
         """String: the generation of the runs of one Airflow task instance (airflow_plugin.runs).
 
@@ -103,3 +154,43 @@ class RunKeys:
     def recorded(self, chunk_id: str) -> str:
         """Bitmap: bit i is set once item i of the chunk has a recorded outcome."""
         return f"{self.base}:recorded:{chunk_id}"
+
+
+@dataclass(frozen=True)
+class PoolKeys:
+    """The Redis keys of the pool as a whole: its worker processes and its runs.
+
+    They share one hash tag of their own (``{pool}``); no script touches them together with a
+    run's keys, so the layout also works on Redis Cluster.
+    """
+
+    prefix: str = REDIS_PREFIX
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{{pool}}"
+
+    @property
+    def processes(self) -> str:
+        """Sorted set: worker process token -> its last heartbeat (ms since the epoch)."""
+        return f"{self.base}:processes"
+
+    @property
+    def process_info(self) -> str:
+        """Hash: worker process token -> JSON (host, pid, slots: chunks it takes at once)."""
+        return f"{self.base}:process-info"
+
+    @property
+    def runs(self) -> str:
+        """Sorted set: run id -> its creation time (ms): every run of the pool, for ``runs``."""
+        return f"{self.base}:runs"
+
+    @property
+    def active(self) -> str:
+        """Set: the runs that may still have work in the pool (for fair shares and reaping)."""
+        return f"{self.base}:active"
+
+    @property
+    def reaper(self) -> str:
+        """String: the worker process that returns expired leases this round (a short lock)."""
+        return f"{self.base}:reaper"

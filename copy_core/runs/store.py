@@ -18,19 +18,24 @@ from typing import Any
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from copy_core.contract import KeyOutcome, KeyStatus, RunStatus, RunSummary, summarize
+from copy_core.runs.controls import RunControls
 from copy_core.runs.keys import RunKeys
 from copy_core.runs.scripts import script
 
 DEFAULT_TTL_S = 7 * 24 * 3600
 FAILURES_READ = 100
+# A chunk sent to the broker and taken by no worker for this long is sent again: its message
+# was lost (a Redis that restarted from a snapshot a second old, say). Longer than a chunk
+# waits in the queue of a pool at its bound of chunks per run.
+QUEUE_PATIENCE_S = 900.0
 
 _CREATE = script("create", with_finalize=True)
-_KEEP_LEASE = script("keep_lease")
-_END_LEASE = script("end_lease")
+_TAKE = script("take", with_finalize=True)
 _REGISTER_CHUNK = script("register_chunk", with_finalize=True)
 _FINISH_LISTING = script("finish_listing", with_finalize=True)
 _CANCEL = script("cancel", with_finalize=True)
@@ -54,6 +59,25 @@ class ChunkState:
 
 
 @dataclass(frozen=True)
+class Taken:
+    """What taking a chunk said (``take.lua``): the verdict, and for a taken chunk its parts.
+
+    ``items`` and ``job`` are the stored wire JSON (None for a run of an earlier version,
+    whose chunks carry them in their messages); ``deliveries`` counts the takes of the chunk.
+    """
+
+    verdict: str
+    run_status: str | None
+    items: str | None = None
+    job: str | None = None
+    deliveries: int = 0
+
+    @property
+    def taken(self) -> bool:
+        return self.verdict == "taken"
+
+
+@dataclass(frozen=True)
 class Recorded:
     """The effect of recording a batch of outcomes."""
 
@@ -73,16 +97,21 @@ class ListingError:
     bad_input: bool
 
 
-def connect(url: str, timeout_s: float = 10.0) -> redis.Redis:
-    """A Redis client that rides out a short Redis restart (redis-py's own retry)."""
+def connect(url: str, timeout_s: float = 10.0, retries: int = 12) -> redis.Redis:
+    """A Redis client that rides out a short Redis outage: redis-py's own retry, with backoff.
+
+    A restart (connection refused, timeouts) and a full Redis (``maxmemory`` reached: writes
+    answer OOM, and a script is refused before it runs, so nothing is half done) are retried
+    alike: with the default 12 retries for about 40 s; workers ask for more.
+    """
     return redis.Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=5.0, base=0.2), retries=12),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry=Retry(ExponentialBackoff(cap=5.0, base=0.2), retries=retries),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, OutOfMemoryError],
     )
 
 
@@ -97,25 +126,100 @@ class RunStore:
         self._finish = client.register_script(_FINISH_LISTING)
         self._cancel = client.register_script(_CANCEL)
         self._record = client.register_script(_RECORD)
-        self._keep_lease = client.register_script(_KEEP_LEASE)
-        self._end_lease = client.register_script(_END_LEASE)
+        self._take = client.register_script(_TAKE)
+
+    @property
+    def ttl_s(self) -> int:
+        return self._ttl
 
     @property
     def client(self) -> redis.Redis:
         """The Redis client, for modules that keep state of their own next to the run's."""
         return self._redis
 
-    def create_run(self, run_id: str, spec: dict[str, Any], max_failures: int | None) -> str:
-        """Create the run if it does not exist; return its status either way."""
-        limit = -1 if max_failures is None else max_failures
-        keys = RunKeys(run_id)
-        return str(self._create(keys=[keys.run], args=[self._ttl, limit, json.dumps(spec)]))
+    def create_run(
+        self,
+        run_id: str,
+        spec: dict[str, Any],
+        max_failures: int | None,
+        job: str = "",
+        controls: RunControls | None = None,
+    ) -> str:
+        """Create the run if it does not exist; return its status either way.
 
-    def register_chunk(self, run_id: str, chunk_id: str, n_items: int, n_bytes: int) -> int:
-        """Count a chunk as dispatched (once). -1 means the run is cancelled or over."""
+        ``job`` is the wire JSON every chunk of the run shares (``CopyJob.to_wire``), kept
+        once with the run; ``controls`` its priority, rate caps and owner.
+        """
+        limit = -1 if max_failures is None else max_failures
+        controls = controls or RunControls()
         keys = RunKeys(run_id)
-        args: list[str | int] = [self._ttl, chunk_id, n_items, n_bytes]
-        return int(self._register(keys=[keys.run, keys.dispatched], args=args))
+        args: list[str | int] = [
+            self._ttl,
+            limit,
+            json.dumps(spec),
+            job,
+            controls.weight,
+            controls.owner,
+            _cap(controls.max_requests_per_second),
+            _cap(controls.max_bytes_per_second),
+        ]
+        return str(self._create(keys=[keys.run, keys.rate], args=args))
+
+    def register_chunk(
+        self,
+        run_id: str,
+        chunk_id: str,
+        n_items: int,
+        n_bytes: int,
+        items: str = "",
+        patience_s: float = QUEUE_PATIENCE_S,
+    ) -> int:
+        """Count a chunk as dispatched (once) and keep its items (wire JSON) in the pool.
+
+        -1 means the run is cancelled or over. ``patience_s``: a chunk no worker has taken
+        after that long is sent again (its message was lost).
+        """
+        keys = RunKeys(run_id)
+        run_keys = [keys.run, keys.dispatched, keys.chunk_items, keys.leases, keys.holders]
+        args: list[str | int] = [
+            self._ttl,
+            chunk_id,
+            n_items,
+            n_bytes,
+            items,
+            int(patience_s * 1000),
+        ]
+        return int(self._register(keys=run_keys, args=args))
+
+    def take_chunk(
+        self,
+        run_id: str,
+        chunk_id: str,
+        holder: str,
+        lease_s: float,
+        digests: tuple[str, str] = ("", ""),
+    ) -> Taken:
+        """Take a received chunk: authenticate it, and hold a lease on it (``take.lua``).
+
+        ``digests``: SHA-1 of the items and of the job a message carried (canonical JSON), to
+        be compared with what the run dispatched; empty for a message by reference.
+        """
+        keys = RunKeys(run_id)
+        run_keys = [keys.run, keys.dispatched, keys.done, keys.chunk_items]
+        args: list[str | int] = [chunk_id, holder, int(lease_s * 1000), self._ttl, *digests]
+        raw = self._take(keys=[*run_keys, keys.leases, keys.holders, keys.deliveries], args=args)
+        verdict, status, *rest = [*raw, None, None, 0][:5]
+        items, job, deliveries = rest
+        return Taken(str(verdict), status or None, items or None, job or None, int(deliveries or 0))
+
+    def outstanding(self, run_id: str) -> int:
+        """Chunks of the run in the pool: dispatched and not done (queued, held or returned)."""
+        keys = RunKeys(run_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.scard(keys.dispatched)
+        pipe.scard(keys.done)
+        dispatched, done = pipe.execute()
+        return int(dispatched) - int(done)
 
     def save_listing(
         self, run_id: str, fields: Mapping[str, str], counters: Mapping[str, int] | None = None
@@ -195,20 +299,6 @@ class RunStore:
         """Why the run's listing worker stopped, if it did (``record_listing_error``)."""
         return parse_listing_error(self._redis.get(RunKeys(run_id).listing_error))
 
-    def take_listing(self, run_id: str, token: str, lease_s: float) -> bool:
-        """Become the run's one lister for ``lease_s`` (renew with ``keep_listing``); or not."""
-        key = RunKeys(run_id).lister
-        return bool(self._redis.set(key, token, nx=True, px=int(lease_s * 1000)))
-
-    def keep_listing(self, run_id: str, token: str, lease_s: float) -> bool:
-        """Extend the lease ``token`` holds; False if it expired or another lister took it."""
-        keys = [RunKeys(run_id).lister]
-        return bool(self._keep_lease(keys=keys, args=[token, int(lease_s * 1000)]))
-
-    def end_listing(self, run_id: str, token: str) -> None:
-        """Give the lease up (if ``token`` still holds it)."""
-        self._end_lease(keys=[RunKeys(run_id).lister], args=[token])
-
     def clear_listing_error(self, run_id: str) -> None:
         """Forget a previous listing's error: the run is being listed again."""
         self._redis.delete(RunKeys(run_id).listing_error)
@@ -242,9 +332,18 @@ class RunStore:
             ]
             for outcome in outcomes
         ]
-        args: list[str | int] = [self._ttl, chunk_id, n_items, json.dumps(batch)]
+        args: list[str | int] = [
+            self._ttl,
+            chunk_id,
+            n_items,
+            json.dumps(batch),
+            keys.chunk_done_channel,
+        ]
         run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
-        positions, status = self._record(keys=[*run_keys, keys.recorded(chunk_id)], args=args)
+        lease_keys = [keys.chunk_items, keys.leases, keys.holders, keys.deliveries]
+        positions, status = self._record(
+            keys=[*run_keys, keys.recorded(chunk_id), *lease_keys], args=args
+        )
         added = tuple(outcomes[int(p) - 1] for p in positions)
         return Recorded(added, str(status) if status else None)
 
@@ -269,6 +368,10 @@ class RunStore:
         while batch := self._redis.lrange(key, start, start + page - 1):
             yield from (json.loads(line) for line in batch)
             start += len(batch)
+
+
+def _cap(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
 
 
 def parse_listing_error(raw: str | bytes | None) -> ListingError | None:

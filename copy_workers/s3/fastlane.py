@@ -2,8 +2,11 @@
 
 Most objects of a bulk copy need exactly one request: CopyObject, pinned to the listed ETag,
 whose returned ETag proves the copy. For those the lane sends signed requests over the CRT
-(``crt_http``) with up to the adaptive limit in flight, and handles completions on this one
-thread: no thread per key, no botocore per request. Every decision is the same as on the
+(``crt_http``) and handles completions on one thread per worker process (``LaneDriver``): no
+thread per key, no botocore per request, and as many copies in flight as the process's
+adaptive window allows, across every chunk the process holds (the next chunk's keys start
+while the last ones of the previous are still in flight). A ``FastLane`` sends for one
+signing identity; the driver serves them all. Every decision is the same as on the
 threaded path because it is made by the same code: parameters from ``properties``, errors
 from ``classify.classify``, verification from ``verify.compare``, backoff from ``retry``,
 denial messages from ``denials``. What the lane does not handle (multipart sizes, overwrite
@@ -19,25 +22,29 @@ import logging
 import os
 import queue
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from xml.etree import ElementTree
 
 from botocore.exceptions import ClientError
 from botocore.utils import SAFE_CHARS, percent_encode
 
 from copy_core.aws.denials import COPY_ACTION, Denied, explain
-from copy_core.classify import DENIED_CODES, CopyFailed, ErrorKind, classify
-from copy_core.contract import ChunkMessage, CopyItem, CopyJob, KeyOutcome, KeyStatus
+from copy_core.classify import DENIED_CODES, ClassifiedError, CopyFailed, ErrorKind, classify
+from copy_core.contract import CopyItem, CopyJob, KeyOutcome, KeyStatus
 from copy_core.s3.properties import single_copy_params
 from copy_core.s3.verify import Verdict, compare, full_object_checksums, is_plain_md5
-from copy_workers.retry import KeyRetryPolicy
+from copy_workers.retry import CauseBreaker, KeyRetryPolicy
 from copy_workers.s3.crt_http import Endpoint, Response, Transport
-from copy_workers.throttle import AdaptiveLimit
+from copy_workers.window import AdaptiveWindow
+
+if TYPE_CHECKING:
+    from copy_workers.pacing import RateGate
 
 log = logging.getLogger(__name__)
 
@@ -107,19 +114,42 @@ def eligible(job: CopyJob, item: CopyItem) -> bool:
     )
 
 
+class LaneChunk(Protocol):
+    """What the driver needs of a chunk it copies keys of (the engine's ``ChunkWork``)."""
+
+    job: CopyJob
+    items: tuple[CopyItem, ...]
+    gate: RateGate | None
+
+    def stopping(self) -> bool:
+        """Start nothing new for this chunk (it is cancelled, or another worker has it)."""
+
+    def drop(self, index: int) -> None:
+        """A key not started because the chunk is stopping."""
+
+    def emit(self, outcome: KeyOutcome, seconds: float) -> None:
+        """The key's outcome, and how long it took."""
+
+    def handoff(self, index: int) -> None:
+        """The threaded path takes this key instead."""
+
+
 @dataclass
 class _Key:
     """A key on its way through the lane."""
 
+    chunk: LaneChunk
+    lane: FastLane
     index: int
     item: CopyItem
     started: float
     retries: int = 0
     heads: dict[str, Response] = field(default_factory=dict)
+    last_error: ClassifiedError | None = None
 
 
 class FastLane:
-    """Copies eligible keys of a chunk; returns the ones the threaded path must take."""
+    """Sends one signing identity's requests over the CRT (the driver decides when)."""
 
     def __init__(
         self,
@@ -127,31 +157,11 @@ class FastLane:
         addressing: Addressing,
         headers: tuple[dict[str, str], dict[str, str]],
         principal: str,
-        limit: AdaptiveLimit,
-        policy: KeyRetryPolicy,
     ) -> None:
         self._http = http
         self._addressing = addressing
         self._copy_headers, self._head_headers = headers
         self._principal = principal
-        self._limit = limit
-        self._policy = policy
-
-    def run(
-        self,
-        message: ChunkMessage,
-        indexes: list[int],
-        emit: Callable[[KeyOutcome, float], None],
-        cancelled: Callable[[], bool],
-        final_attempt: bool,
-    ) -> tuple[list[int], int]:
-        """Copy ``indexes`` of ``message``; ``emit`` gets every outcome and its duration.
-
-        Returns the indexes handed back to the threaded path, and how many keys were left
-        for a chunk retry (transient failures on a non-final attempt).
-        """
-        run = _LaneRun(self, message, emit, cancelled, final_attempt)
-        return run.go(indexes)
 
     # --- requests ------------------------------------------------------------------------
     def send_copy(self, job: CopyJob, key: _Key, done: Callable[..., None]) -> None:
@@ -191,73 +201,93 @@ class FastLane:
         )
         return CopyFailed("AccessDenied", explain(denial))
 
-    @property
-    def limit(self) -> AdaptiveLimit:
-        return self._limit
 
-    @property
-    def policy(self) -> KeyRetryPolicy:
-        return self._policy
+_Event = tuple[str, _Key | None, Response | None, BaseException | None]
+_WAKE = ("wake", None, None, None)
 
 
-_Event = tuple[str, "_Key", Response | None, BaseException | None]
+class LaneDriver:
+    """The process's one lane thread: every lane key of every chunk, in one window.
 
-
-class _LaneRun:
-    """The state of one chunk in the lane: what is in flight, due for retry, or done."""
+    ``submit`` (from any thread) queues keys; the driver starts them while the window and the
+    run's rate cap allow, handles completions from the CRT's threads, retries what is
+    transient with backoff, and hands each outcome to its chunk.
+    """
 
     def __init__(
-        self,
-        lane: FastLane,
-        message: ChunkMessage,
-        emit: Callable[[KeyOutcome, float], None],
-        cancelled: Callable[[], bool],
-        final_attempt: bool,
+        self, window: AdaptiveWindow, policy: KeyRetryPolicy, breaker: CauseBreaker
     ) -> None:
-        self.lane = lane
-        self.job = message.job
-        self.items = message.items
-        self.emit = emit
-        self.cancelled = cancelled
-        self.final = final_attempt
+        self.window = window
+        self.policy = policy
+        self.breaker = breaker
         self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        self._submitted: queue.SimpleQueue[_Key] = queue.SimpleQueue()
         self.ready: deque[_Key] = deque()
-        self.waiting: list[tuple[float, int, _Key]] = []  # (due, index, key): retries
+        self.waiting: list[tuple[float, int, _Key]] = []  # (due, sequence, key): retries
+        self._sequence = 0
         self.in_flight = 0
-        self.handoff: list[int] = []
-        self.left = 0
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
-    def go(self, indexes: list[int]) -> tuple[list[int], int]:
+    @property
+    def queued(self) -> int:
+        """Keys submitted and not yet started (the engine's measure of work in hand)."""
+        return len(self.ready) + self._submitted.qsize()
+
+    def submit(self, chunk: LaneChunk, lane: FastLane, indexes: list[int]) -> None:
         now = time.monotonic()
-        self.ready.extend(_Key(i, self.items[i], now) for i in indexes)
-        while self.ready or self.waiting or self.in_flight:
-            self._release_due()
-            if self.cancelled():
-                self._cancel_rest()
-            self._start_ready()
-            self._handle(self._next_event())
-        return self.handoff, self.left
+        for index in indexes:
+            self._submitted.put(_Key(chunk, lane, index, chunk.items[index], now))
+        self._start_thread()
+        self.events.put(_WAKE)
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="lane", daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self._step()
+            except Exception:  # a bug must not take every chunk of the process down with it
+                log.exception("fast lane step failed")
+
+    def _step(self) -> None:
+        while not self._submitted.empty():
+            self.ready.append(self._submitted.get_nowait())
+        self._release_due()
+        self._start_ready()
+        self._handle(self._next_event())
 
     def _release_due(self) -> None:
         now = time.monotonic()
         while self.waiting and self.waiting[0][0] <= now:
             self.ready.append(heapq.heappop(self.waiting)[2])
 
-    def _cancel_rest(self) -> None:
-        rest = list(self.ready) + [entry[2] for entry in self.waiting]
-        self.ready.clear()
-        self.waiting.clear()
-        for key in rest:
-            self.emit(
-                KeyOutcome(key.index, key.item.source_key, KeyStatus.CANCELLED, attempts=0), 0.0
-            )
-
     def _start_ready(self) -> None:
-        while self.ready and self.lane.limit.try_acquire():
-            key = self.ready.popleft()
+        while self.ready:
+            key = self.ready[0]
+            if key.chunk.stopping():
+                self.ready.popleft()
+                key.chunk.drop(key.index)
+                continue
+            if not self.window.try_acquire():
+                break
+            self.ready.popleft()
+            wait = 0.0 if key.chunk.gate is None else key.chunk.gate.try_take(1, key.item.size)
+            if wait > 0:  # the run is at its rate cap: this key waits, others may go
+                self.window.release(succeeded=False)
+                self._wait(key, wait)
+                continue
             key.heads = {}
             self.in_flight += 1
-            self.lane.send_copy(self.job, key, self._reply("copy", key))
+            key.lane.send_copy(key.chunk.job, key, self._reply("copy", key))
+
+    def _wait(self, key: _Key, seconds: float) -> None:
+        self._sequence += 1
+        heapq.heappush(self.waiting, (time.monotonic() + seconds, self._sequence, key))
 
     def _reply(
         self, kind: str, key: _Key
@@ -268,10 +298,10 @@ class _LaneRun:
         return done
 
     def _next_event(self) -> _Event | None:
-        if not self.in_flight:
-            if not self.waiting:
-                return None
-            timeout = max(self.waiting[0][0] - time.monotonic(), 0.0)
+        if self.ready and self.window.in_flight < self.window.limit:
+            timeout = 0.0
+        elif self.waiting:
+            timeout = max(min(self.waiting[0][0] - time.monotonic(), 1.0), 0.0)
         else:
             timeout = 1.0
         try:
@@ -283,6 +313,8 @@ class _LaneRun:
         if event is None:
             return
         kind, key, response, error = event
+        if key is None:  # a wake-up
+            return
         if kind == "copy":
             self._copied(key, response, error)
         else:
@@ -292,13 +324,14 @@ class _LaneRun:
     def _copied(self, key: _Key, response: Response | None, error: BaseException | None) -> None:
         failure = error or _error_of(response, "CopyObject")
         if failure is not None:
-            self.lane.limit.release(succeeded=False)
+            self.window.release(succeeded=False)
             self.in_flight -= 1
             self._failed(key, failure)
             return
         assert response is not None
-        self.lane.limit.release(succeeded=True)
-        if not self.job.options.verify:
+        self.window.release(succeeded=True)
+        self.breaker.succeeded(key.chunk.job)
+        if not key.chunk.job.options.verify:
             self._done(key, KeyStatus.COPIED, None)
             return
         kms = response.headers.get("x-amz-server-side-encryption", "").startswith("aws:kms")
@@ -307,15 +340,11 @@ class _LaneRun:
             self._verified(key, verdict)
             return
         # The ETag cannot tell (a KMS-encrypted copy): compare the stored checksums.
-        self.lane.send_head(
-            self.job.source_bucket,
-            key.item.source_key,
-            key.item.etag,
-            self._reply("head-source", key),
+        job = key.chunk.job
+        key.lane.send_head(
+            job.source_bucket, key.item.source_key, key.item.etag, self._reply("head-source", key)
         )
-        self.lane.send_head(
-            self.job.dest_bucket, key.item.dest_key, None, self._reply("head-dest", key)
-        )
+        key.lane.send_head(job.dest_bucket, key.item.dest_key, None, self._reply("head-dest", key))
 
     def _headed(
         self, kind: str, key: _Key, response: Response | None, error: BaseException | None
@@ -342,7 +371,7 @@ class _LaneRun:
         # Rare enough to hand back: the threaded path copies again and, if it still does not
         # match, deletes the bad copy and fails the key.
         self.in_flight -= 1
-        self.handoff.append(key.index)
+        key.chunk.handoff(key.index)
 
     def _done(self, key: _Key, status: KeyStatus, verdict: Verdict | None) -> None:
         self.in_flight -= 1
@@ -355,24 +384,25 @@ class _LaneRun:
             attempts=key.retries + 1,
             verified=verdict is not None and verdict.verified,
         )
-        self.emit(outcome, time.monotonic() - key.started)
+        key.chunk.emit(outcome, time.monotonic() - key.started)
 
-    # --- failures ----------------------------------------------------------------------------
+    # --- failures ------------------------------------------------------------------------
     def _failed(self, key: _Key, failure: BaseException) -> None:
         error = classify(failure)
+        job = key.chunk.job
         if error.code in DENIED_CODES:
-            if self.job.copy_mode == "auto":
-                self.handoff.append(key.index)  # the threaded path streams it instead
+            if job.copy_mode == "auto":
+                key.chunk.handoff(key.index)  # the threaded path streams it instead
                 return
-            error = classify(self.lane.denied(self.job, key.item, error.message))
+            error = classify(key.lane.denied(job, key.item, error.message))
         if error.kind is ErrorKind.THROTTLING:
-            self.lane.limit.throttled()
-        if error.retryable and self._retry_later(key):
-            return
-        if error.retryable and not self.final:
-            self.left += 1
-            return
-        if not error.retryable:
+            self.window.throttled()
+        if error.retryable:
+            self.breaker.failed(job, error)
+            if self._retry_later(key):
+                return
+            error = self.breaker.explain(job, error)
+        else:
             log.warning("copy failed", extra={"key": key.item.source_key, "error_code": error.code})
         outcome = KeyOutcome(
             key.index,
@@ -385,15 +415,17 @@ class _LaneRun:
             message=error.message,
             retryable=error.retryable,
         )
-        self.emit(outcome, time.monotonic() - key.started)
+        key.chunk.emit(outcome, time.monotonic() - key.started)
 
     def _retry_later(self, key: _Key) -> bool:
         now = time.monotonic()
-        pause = self.lane.policy.pause_before_retry(key.retries, key.started, now)
+        if self.breaker.given_up(key.chunk.job):
+            return False
+        pause = self.policy.pause_before_retry(key.retries, key.started, now)
         if pause is None:
             return False
         key.retries += 1
-        heapq.heappush(self.waiting, (now + pause, key.index, key))
+        self._wait(key, pause)
         return True
 
 

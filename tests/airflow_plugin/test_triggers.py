@@ -21,6 +21,7 @@ from airflow_plugin.runs import current_run_id
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger
 from copy_core.contract import KeyStatus, RunStatus, RunSummary
 from copy_core.runs.async_reading import read_summary_async
+from copy_core.runs.leases import LISTING, LeaseStore
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer, free_port, redis_server, wait_until
 from tests.airflow_plugin.helpers import (
@@ -168,7 +169,7 @@ def test_a_missing_run_is_an_error_event(redis_srv: RedisServer) -> None:
         "status": "error",
         "run_id": "af-no-such-run",
         "summary": None,
-        "message": "no run 'af-no-such-run' in Redis (wrong Redis, or it expired)",
+        "message": "no run 'af-no-such-run' in Redis (wrong Redis, or it was lost)",
     }
 
 
@@ -176,6 +177,7 @@ def test_a_run_a_worker_lists_is_waited_for_until_it_exists(
     redis_srv: RedisServer, store: RunStore, readings: list[str]
 ) -> None:
     run_id = f"af-pool-{uuid.uuid4().hex[:6]}"
+    LeaseStore(store.client, 600).offer(run_id, LISTING, "{}", 900)  # as submit() does
 
     def list_and_end() -> None:
         wait_until(lambda: len(readings) >= 2, 30, "the trigger to read a missing run")
@@ -187,6 +189,15 @@ def test_a_run_a_worker_lists_is_waited_for_until_it_exists(
     lister.join()
     assert event.payload["status"] == "success"
     assert readings[:2] == ["none", "none"]
+
+
+def test_a_run_neither_in_redis_nor_on_its_way_is_an_error_event(
+    redis_srv: RedisServer, store: RunStore
+) -> None:
+    # Listed in the pool, but Redis lost everything: no run, and no listing queued or held.
+    event = run_trigger(trigger_for(redis_srv.url, "af-lost-run", listed_by_worker=True))
+    assert event.payload["status"] == "error"
+    assert "its state was lost" in event.payload["message"]
 
 
 @pytest.mark.parametrize(

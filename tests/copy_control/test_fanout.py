@@ -5,6 +5,7 @@ the run state is a real redis-server."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections import Counter
@@ -18,7 +19,7 @@ from copy_control.dispatch.planning import PartitionEnd, Plan, PlannedChunk
 from copy_control.dispatch.sender import ChunkSender
 from copy_control.listing.partitions import Partition
 from copy_control.listing.sources import ListingOrderError, PrefixSource
-from copy_core.contract import CopyJob
+from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import RunStore, connect
 from devstack.listing_stub import ListingStub
 from devstack.servers import RedisServer
@@ -115,6 +116,7 @@ class FakeApp:
 
     def __init__(self, die_after: int | None = None) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.planned: list[tuple[str, list[str]]] = []
         self.reprs: list[str] = []
         self.die_after = die_after
 
@@ -127,6 +129,24 @@ class FakeApp:
         self.reprs.append(kwargsrepr)
 
 
+class PlannedSpy:
+    """The run store, noting the keys of every chunk the sender registers (the messages only
+    name the chunk now: its keys are what the store keeps)."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+        self.planned: list[tuple[str, list[str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def register_chunk(
+        self, run_id: str, chunk_id: str, n_items: int, n_bytes: int, items: str = ""
+    ) -> int:
+        self.planned.append((chunk_id, [item[0] for item in json.loads(items)]))
+        return self._store.register_chunk(run_id, chunk_id, n_items, n_bytes, items=items)
+
+
 def _dispatch(
     store: RunStore,
     run_id: str,
@@ -134,16 +154,22 @@ def _dispatch(
     app: FakeApp,
     plan: Plan | None = None,
     concurrency: int = 8,
-) -> None:
-    """What runner.start_run does: the recorded partitions (a resume), or a first one."""
+) -> list[tuple[str, list[str]]]:
+    """What runner.start_run does: the recorded partitions (a resume), or a first one.
+
+    Returns the chunks registered (id and keys), even when the dispatch dies.
+    """
     log = ListingLog(store, run_id)
     recorded = log.load()
     partitions = recorded or [Partition("p0", {"after": None, "end": None})]
     if not recorded:
         log.save_partitions(partitions)
-    sender = ChunkSender(cast(Any, app), store, run_id, CopyJob("b", "d"), log)
+    spy = PlannedSpy(store)
+    sender = ChunkSender(cast(Any, app), cast(Any, spy), run_id, log)
     source = PrefixSource(cast(Any, ListingStub(keys)), "b", "data/", page_size=40)
+    app.planned = spy.planned
     Fanout(source, plan or _plan(), sender, log, concurrency).run(partitions, bool(recorded))
+    return spy.planned
 
 
 def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) -> None:
@@ -158,15 +184,17 @@ def test_a_dispatcher_that_dies_resumes_with_the_same_chunks(store: RunStore) ->
     _dispatch(store, run_id, keys, second)
 
     by_id: dict[str, list[str]] = {}
-    for message in first.sent + second.sent:
-        items = [item[0] for item in message["items"]]
-        assert by_id.setdefault(message["chunk_id"], items) == items  # resent = same keys
+    for chunk_id, items in first.planned + second.planned:
+        assert by_id.setdefault(chunk_id, items) == items  # planned again = same keys
     assert Counter(k for items in by_id.values() for k in items) == Counter(keys)
     assert int(store.run_hash(run_id)["objects_listed"]) == len(keys)
     assert all(partition.done for partition in ListingLog(store, run_id).load())
-    # Celery's logs name the chunk instead of a repr of its keys.
+    # Messages name the chunk; its keys are in the run store, as registered.
     message, label = second.sent[0], second.reprs[0]
-    assert label == f"run {run_id} chunk {message['chunk_id']}: {len(message['items'])} keys"
+    assert message == {"schema": 2, "run_id": run_id, "chunk_id": message["chunk_id"]}
+    assert label == f"run {run_id} chunk {message['chunk_id']}"
+    stored = str(store.client.hget(RunKeys(run_id).chunk_items, message["chunk_id"]))
+    assert [item[0] for item in json.loads(stored)] == by_id[message["chunk_id"]]
 
 
 def test_filtered_counts_survive_a_resume(store: RunStore) -> None:
@@ -198,10 +226,10 @@ def test_a_resumed_range_is_not_split_inside_the_chunk_it_may_have_sent(store: R
     with pytest.raises(ConnectionError):
         _dispatch(store, run_id, keys, first, plan, concurrency=1)
     _dispatch(store, run_id, keys, second, plan, concurrency=4)
-    chunks = {m["chunk_id"]: [item[0] for item in m["items"]] for m in second.sent}
+    chunks = dict(second.planned)
     assert chunks["p0-1"] == keep[10:20]  # what the first dispatcher registered as p0-1
-    sent = [key for m in first.sent + second.sent for key, *_ in m["items"]]
-    assert Counter(sent) == Counter(keep)
+    planned = dict(first.planned + second.planned)
+    assert Counter(key for items in planned.values() for key in items) == Counter(keep)
     assert int(store.run_hash(run_id)["objects_listed"]) == len(keep)
 
 

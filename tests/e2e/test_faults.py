@@ -1,15 +1,18 @@
-"""The fault matrix: every scenario ends with nothing lost and nothing counted twice.
+"""The fault matrix: every scenario ends with nothing lost and nothing counted twice, or with
+a clear failure, and never a hang.
 
 Real processes throughout: redis-server, worker processes, the CLI, SeaweedFS's S3 gateway over
-HTTP behind the fault-injection proxy. After each scenario every source object is at the
-destination with the same size and ETag (or is reported failed with its reason), and the
-summary's counts equal what is in the destination.
+HTTP behind the fault-injection proxy, at the workers' shipped defaults (leases of 30 s, the
+visibility timeout of an hour: nothing here waits for it). After each scenario every source
+object is at the destination with the same size and ETag (or is reported failed with its
+reason), and the summary's counts equal what is in the destination.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -21,7 +24,10 @@ import pytest
 import redis
 
 from copy_control.dispatch.listing_log import ListingLog
+from copy_control.dispatch.producer import producer_app
+from copy_core.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
 from copy_core.runs.keys import RunKeys
+from copy_core.runs.leases import LeaseStore
 from copy_core.runs.store import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process
@@ -140,12 +146,15 @@ def test_throttling_5xx_and_resets_lose_nothing(
     assert_nothing_lost(sw_s3, dest, expected, summary)
 
 
+@pytest.mark.parametrize("lost", ["host", "main process"])
 def test_a_worker_killed_mid_chunk_is_taken_over(
-    source, dest: str, sw_s3: Any, proxy: FaultProxy, redis_url: str, tmp_path: Path
+    source, dest: str, sw_s3: Any, proxy: FaultProxy, redis_url: str, tmp_path: Path, lost: str
 ) -> None:
+    # SIGKILL, at the shipped lease: the killed worker's chunks go back to the queue once
+    # their lease expires (30 s), not after the visibility timeout (an hour).
     bucket, expected = source
     proxy.set_rules([FaultRule(Fault.DELAY, delay_s=0.02, match=is_copy_object)])
-    env = {**FAST_RETRIES, "S3FANOUT_VISIBILITY_TIMEOUT_S": "8", "S3FANOUT_KEYS_IN_FLIGHT": "4"}
+    env = {**FAST_RETRIES, "S3FANOUT_KEYS_IN_FLIGHT": "4", "S3FANOUT_WINDOW_INITIAL": "4"}
     run_id = f"kill-{uuid.uuid4().hex[:6]}"
     with (
         worker_process(
@@ -164,9 +173,13 @@ def test_a_worker_killed_mid_chunk_is_taken_over(
             ),
             "the doomed worker to work",
         )
-        time.sleep(0.7)  # into its next chunk, past the first batch of recorded outcomes
-        doomed.kill_all()
-        code, summary = finish(process)
+        wait_for(lambda: holds_chunks(redis_url, run_id, "doomed"), "the doomed worker to hold")
+        if lost == "host":
+            doomed.kill_all()
+        else:
+            doomed.process.send_signal(signal.SIGKILL)  # its pool process lives on, orphaned
+            doomed.process.wait(10)
+        code, summary = finish(process, timeout=240)
         takeover = [
             json.loads(line)
             for line in survivor.log_text().splitlines()
@@ -174,9 +187,31 @@ def test_a_worker_killed_mid_chunk_is_taken_over(
         ]
     assert code == 0, summary
     assert_nothing_lost(sw_s3, dest, expected, summary)
-    assert any(event["already_recorded"] > 0 for event in takeover), (
-        "the survivor took over a chunk the killed worker had started"
-    )
+    if lost == "host":
+        assert any(event["already_recorded"] > 0 for event in takeover), (
+            "the survivor took over a chunk the killed worker had started"
+        )
+
+
+def holds_chunks(redis_url: str, run_id: str, name: str) -> bool:
+    """Whether worker ``name``'s processes hold a lease on a chunk of the run."""
+    leases = LeaseStore(redis.Redis.from_url(redis_url, decode_responses=True), 600)
+    hostname = socket.gethostname()
+    held = [
+        leases.holder(run_id, member) or ""
+        for member in leases.members(run_id)
+        if member.startswith("c:")
+    ]
+    doomed_pids = {int(h.split(":")[1]) for h in held if h.startswith(f"{hostname}:")}
+    return any(_parent_is_worker(pid, name) for pid in doomed_pids)
+
+
+def _parent_is_worker(pid: int, name: str) -> bool:
+    try:
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return f"{name}-" in Path(f"/proc/{parent}/cmdline").read_text()
+    except OSError:
+        return False
 
 
 def test_redis_restart_mid_run_loses_nothing(
@@ -186,23 +221,24 @@ def test_redis_restart_mid_run_loses_nothing(
     proxy.set_rules([FaultRule(Fault.DELAY, delay_s=0.01, match=is_copy_object)])
     run_id = f"restart-{uuid.uuid4().hex[:6]}"
     # The persistence the README recommends: append-only file, fsync every second.
-    with redis_server(
-        tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "everysec"
-    ) as server:
-        env = {**FAST_RETRIES, "S3FANOUT_VISIBILITY_TIMEOUT_S": "20"}
-        with worker_process(server.url, proxy.url, tmp_path / "w", extra_env=env):
-            process = start(
-                server.url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
-            )
-            wait_for(
-                lambda: (
-                    run_hash(server.url, run_id).get("listing_done") == "1"
-                    and copied_so_far(server.url, run_id) > 400
-                ),
-                "the run to be under way",
-            )
-            server.restart()
-            code, summary = finish(process)
+    with (
+        redis_server(
+            tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "everysec"
+        ) as server,
+        worker_process(server.url, proxy.url, tmp_path / "w", extra_env=FAST_RETRIES),
+    ):
+        process = start(
+            server.url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
+        )
+        wait_for(
+            lambda: (
+                run_hash(server.url, run_id).get("listing_done") == "1"
+                and copied_so_far(server.url, run_id) > 400
+            ),
+            "the run to be under way",
+        )
+        server.restart()
+        code, summary = finish(process)
     assert code == 0, summary
     assert_nothing_lost(sw_s3, dest, expected, summary)
 
@@ -268,17 +304,18 @@ def test_a_source_deleted_after_listing_is_one_failed_key(
     expected = objects(sw_s3, bucket, "data/")
     run_id = f"deleted-{uuid.uuid4().hex[:6]}"
     process = start(redis_url, seaweed, bucket, dest, "--chunk-size", "50", "--run-id", run_id)
-    # No worker yet: the whole listing is dispatched, then the object goes, then work starts.
-    wait_for(lambda: run_hash(redis_url, run_id).get("listing_done") == "1", "the dispatch")
-    sw_s3.delete_object(Bucket=bucket, Key="data/k0123")
+    # No worker yet: the first chunks are dispatched (up to the run's window), then an object
+    # of the first goes, then work starts.
+    wait_for(lambda: int(run_hash(redis_url, run_id).get("objects_listed", 0)) >= 50, "dispatch")
+    sw_s3.delete_object(Bucket=bucket, Key="data/k0012")
     with worker_process(redis_url, seaweed, tmp_path):
         code, summary = finish(process)
     assert code == 1, summary  # one failure, --max-failures 0
     assert [(f["key"], f["error_code"]) for f in summary["failures"]] == [
-        ("data/k0123", "NoSuchKey")
+        ("data/k0012", "NoSuchKey")
     ]
     assert summary["status"] == "failed"
-    assert_nothing_lost(sw_s3, dest, expected, summary, missing=frozenset({"k0123"}))
+    assert_nothing_lost(sw_s3, dest, expected, summary, missing=frozenset({"k0012"}))
 
 
 def test_cancel_mid_run_stops_with_exact_counts(
@@ -311,3 +348,151 @@ def test_cancel_mid_run_stops_with_exact_counts(
     assert summary["objects_copied"] + summary["objects_cancelled"] == summary["objects_listed"]
     assert len(at_stop) == len(later) == summary["objects_copied"]
     assert all(expected[key] == value for key, value in later.items())
+
+
+# --- Redis out of memory, Redis empty, a destination gone --------------------------------------
+def test_redis_out_of_memory_for_20_s_loses_nothing(
+    source, dest: str, sw_s3: Any, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    # maxmemory reached, noeviction: every write answers OOM for 20 s. Workers hold their
+    # outcomes and deliveries and write them once Redis takes writes again; none stops.
+    bucket, expected = source
+    proxy.set_rules([FaultRule(Fault.DELAY, delay_s=0.01, match=is_copy_object)])
+    run_id = f"oom-{uuid.uuid4().hex[:6]}"
+    with redis_server(tmp_path / "redis", "--maxmemory-policy", "noeviction") as server:
+        admin = redis.Redis.from_url(server.url)
+        with worker_process(server.url, proxy.url, tmp_path / "w", extra_env=FAST_RETRIES) as w:
+            process = start(
+                server.url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
+            )
+            wait_for(lambda: copied_so_far(server.url, run_id) > 300, "the run to be under way")
+            used = int(admin.info("memory")["used_memory"])
+            admin.config_set("maxmemory", used)  # full from now on
+            time.sleep(20)
+            admin.config_set("maxmemory", 0)
+            code, summary = finish(process)
+            assert w.process.poll() is None, "the worker stopped"
+            assert "Unrecoverable error" not in w.log_text()
+    assert code == 0, summary
+    assert_nothing_lost(sw_s3, dest, expected, summary)
+
+
+@pytest.mark.parametrize("listing", ["cli", "pool"])
+def test_redis_restarted_empty_is_a_clear_failure(
+    source, dest: str, proxy: FaultProxy, tmp_path: Path, listing: str
+) -> None:
+    # No persistence: the run's state is gone. The waiting command says so and exits; it
+    # never waits for a run that can no longer end.
+    bucket, _ = source
+    proxy.set_rules([FaultRule(Fault.DELAY, delay_s=0.02, match=is_copy_object)])
+    run_id = f"empty-{uuid.uuid4().hex[:6]}"
+    extra = ("--list-in-pool",) if listing == "pool" else ()
+    with (
+        redis_server(tmp_path / "redis") as server,
+        worker_process(server.url, proxy.url, tmp_path / "w", extra_env=FAST_RETRIES) as w,
+    ):
+        process = start(
+            server.url,
+            proxy.url,
+            bucket,
+            dest,
+            "--chunk-size",
+            "100",
+            "--run-id",
+            run_id,
+            *extra,
+        )
+        wait_for(lambda: copied_so_far(server.url, run_id) > 100, "the run to be under way")
+        server.restart()  # without its state
+        out, err = process.communicate(timeout=120)
+        assert w.process.poll() is None, "the worker stopped"
+    assert process.returncode == 1, (out, err)
+    assert f"the state of run {run_id} is gone from Redis" in err
+    assert "Traceback" not in err
+
+
+def test_a_destination_that_only_fails_ends_the_run_failed(
+    source, dest: str, sw_s3: Any, proxy: FaultProxy, redis_url: str, tmp_path: Path
+) -> None:
+    # A destination bucket deleted mid-run: SeaweedFS answers 500 to every copy into it. Once
+    # every copy between the two buckets has failed for a key deadline, the rest fail at once.
+    bucket, expected = source
+    proxy.set_rules([FaultRule(Fault.DELAY, delay_s=0.01, match=is_copy_object)])
+    run_id = f"gone-{uuid.uuid4().hex[:6]}"
+    env = {**FAST_RETRIES, "S3FANOUT_KEY_RETRY_DEADLINE_S": "10"}
+
+    def into_dest(request: Request) -> bool:
+        return request.target.startswith(f"/{dest}/")
+
+    with worker_process(redis_url, proxy.url, tmp_path, extra_env=env):
+        process = start(
+            redis_url, proxy.url, bucket, dest, "--chunk-size", "100", "--run-id", run_id
+        )
+        wait_for(lambda: copied_so_far(redis_url, run_id) > 200, "the run to be under way")
+        proxy.set_rules([FaultRule(Fault.INTERNAL_ERROR, match=into_dest)])
+        code, summary = finish(process, timeout=300)
+    assert code == 1 and summary["status"] == "failed", summary
+    assert summary["objects_copied"] + summary["objects_failed"] == len(expected)
+    assert summary["errors"] == {"InternalError": summary["objects_failed"]}
+    assert summary["objects_copied"] == len(objects(sw_s3, dest, "copy/"))
+
+
+# --- what is not a chunk of the run -------------------------------------------------------------
+def test_a_forged_chunk_is_rejected_and_copies_nothing(
+    source, dest: str, sw_s3: Any, seaweed: str, redis_url: str, tmp_path: Path
+) -> None:
+    # A message naming a real run, with a chunk id it never dispatched, another source bucket
+    # and 20 keys: nothing of it is copied, the run's counts are its own, and a run that ended
+    # does not change.
+    bucket, expected = source
+    other = f"faults-other-{uuid.uuid4().hex[:6]}"
+    seed(sw_s3, other, [f"secret/{i}" for i in range(20)])
+    run_id = f"forged-{uuid.uuid4().hex[:6]}"
+    process = start(redis_url, seaweed, bucket, dest, "--chunk-size", "200", "--run-id", run_id)
+    wait_for(lambda: int(run_hash(redis_url, run_id).get("objects_listed", 0)) > 0, "dispatch")
+    forged = ChunkMessage(
+        run_id,
+        "p0-999",
+        CopyJob(other, dest),
+        tuple(CopyItem(f"secret/{i}", f"copy/stolen-{i}", 8) for i in range(20)),
+    )
+    app = producer_app(redis_url)
+    app.send_task(TASK_NAME, kwargs={"chunk": forged.to_wire()}, queue=QUEUE)
+    with worker_process(redis_url, seaweed, tmp_path) as worker:
+        code, summary = finish(process)
+        before = run_hash(redis_url, run_id)
+        app.send_task(TASK_NAME, kwargs={"chunk": forged.to_wire()}, queue=QUEUE)
+        wait_for(lambda: '"verdict": "ended"' in worker.log_text(), "the second one dropped")
+        assert worker.log_text().count('"rejected chunk"') == 1  # the first one
+    assert code == 0, summary
+    assert_nothing_lost(sw_s3, dest, expected, summary)  # no "stolen-*" key among them
+    assert run_hash(redis_url, run_id) == before
+
+
+def test_queue_entries_that_are_not_messages_are_dropped_and_the_worker_serves_on(
+    sw_s3: Any, dest: str, seaweed: str, redis_url: str, tmp_path: Path
+) -> None:
+    bucket = f"faults-junk-{uuid.uuid4().hex[:6]}"
+    seed(sw_s3, bucket, [f"data/k{i:03d}" for i in range(50)])
+    expected = objects(sw_s3, bucket, "data/")
+    queue = redis.Redis.from_url(redis_url)
+    queue.lpush(QUEUE, b"this is not json")
+    envelope = {
+        "body": "!!!not base64!!!",
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"task": TASK_NAME, "id": "junk-1"},
+        "properties": {
+            "body_encoding": "base64",
+            "delivery_tag": "junk-tag",
+            "delivery_info": {"exchange": "", "routing_key": QUEUE},
+            "priority": 0,
+        },
+    }
+    queue.lpush(QUEUE, json.dumps(envelope))
+    with worker_process(redis_url, seaweed, tmp_path) as worker:
+        wait_for(lambda: worker.log_text().count("not a message") >= 2, "the entries dropped")
+        code, summary = finish(start(redis_url, seaweed, bucket, dest, "--chunk-size", "10"))
+        assert worker.process.poll() is None
+    assert code == 0, summary
+    assert_nothing_lost(sw_s3, dest, expected, summary)

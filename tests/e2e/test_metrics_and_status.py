@@ -6,8 +6,9 @@ metrics, the CLI, SeaweedFS behind the fault proxy (which slows copies down so t
 watched while it runs, and answers some with 503 SlowDown so that retries are counted).
 
 Runs are dispatched while the worker is told not to consume (``celery control
-cancel_consumer``): the queue then holds every chunk, watchers start at 0 %, and a source key
-deleted in between fails deterministically. ``add_consumer`` lets the run go.
+cancel_consumer``): the queue then holds the run's window of chunks (its listing pauses there:
+back-pressure), watchers start at 0 %, and a source key of a queued chunk deleted in between
+fails deterministically. ``add_consumer`` lets the run go.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from copy_control.dispatch.admission import window_for
 from copy_control.dispatch.producer import producer_app
 from copy_core.contract import QUEUE, RunSummary
 from copy_core.runs.store import RunStore, connect
@@ -41,6 +43,8 @@ from tests.e2e.conftest import cli_env, s3fanout, seed, start_cli, wait_for
 
 N = 400
 CHUNK = 25
+# The one run's window in a pool of one worker of 2 processes of 3 chunks each.
+WINDOW = window_for(4, 4, 2 * 3)
 CELERY = str(Path(sys.executable).parent / "celery")
 SLOW_COPIES = [
     FaultRule(Fault.DELAY, delay_s=0.04, match=is_copy_object),
@@ -169,7 +173,7 @@ def paused(redis_url: str) -> Iterator[None]:
 def dispatch(
     redis_url: str, seaweed: str, source: str, dest: str, run_id: str, *extra: str
 ) -> subprocess.Popen[str]:
-    """``s3fanout copy`` in the background; returns once its run is listed and dispatched."""
+    """``s3fanout copy`` in the background; returns once its window of chunks is queued."""
     process = start_cli(
         "copy",
         f"s3://{source}/data/",
@@ -185,12 +189,14 @@ def dispatch(
         endpoint=seaweed,
     )
 
-    def dispatched() -> bool:
-        assert process.poll() is None, process.communicate()
-        summary = summary_of(redis_url, run_id)
-        return summary is not None and summary.status == "running"
+    store = RunStore(connect(redis_url))
 
-    wait_for(dispatched, "the run to be listed and dispatched")
+    def at_its_bound() -> bool:
+        assert process.poll() is None, process.communicate()
+        queued = store.client.llen(QUEUE)
+        return store.outstanding(run_id) == WINDOW and queued == WINDOW
+
+    wait_for(at_its_bound, "the run to fill its window of chunks")
     return process
 
 
@@ -258,18 +264,18 @@ def test_the_metrics_equal_the_run_summary(
     before = scrape(metrics_port)
     assert value(before, "s3fanout_objects_total", outcome="copied") == 0
     run_id = f"metrics-{uuid.uuid4().hex[:6]}"
-    missing = f"data/3/object-{12:04d}.bin"
+    missing = f"data/0/object-{9:04d}.bin"  # in the first chunk: queued, not yet copied
     proxy.set_rules(SLOW_COPIES)
     with paused(redis_url):
         process = dispatch(redis_url, seaweed, source, dest, run_id, "--json")
         sw_s3.delete_object(Bucket=source, Key=missing)  # listed, gone before it is copied
         queued = scrape(metrics_port)
-        assert value(queued, "s3fanout_queue_depth") == N // CHUNK
+        assert value(queued, "s3fanout_queue_depth") == WINDOW
         assert value(queued, "s3fanout_chunks_in_flight") == 0
 
     during = watch_while_running(metrics_port, redis_url, run_id)
     assert 0 < value(during, "s3fanout_objects_total", outcome="copied") < N
-    assert 1 <= value(during, "s3fanout_chunks_in_flight") <= 2  # two pool processes
+    assert 1 <= value(during, "s3fanout_chunks_in_flight") <= 2 * 3  # two pool processes
 
     out, err = process.communicate(timeout=300)
     assert process.returncode == 1, err  # one failed key, --max-failures 0
@@ -286,7 +292,7 @@ def test_the_metrics_equal_the_run_summary(
     assert value(after, "s3fanout_chunks_in_flight") == 0
     copies = sum(by_label(after, "s3fanout_copy_seconds_count", "outcome").values())
     assert copies >= N - 1  # every key that was not cancelled was timed at least once
-    assert value(after, "s3fanout_chunks_total", result="finished") >= N // CHUNK
+    assert value(after, "s3fanout_chunks_total", result="admitted") >= N // CHUNK
     # s3fanout status on the ended run: one reading, the failed run's exit code.
     once = subprocess.run(
         s3fanout("status", run_id, "--redis-url", redis_url, "--once", "--json"),

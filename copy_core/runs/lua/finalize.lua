@@ -28,3 +28,14 @@ end
 local function touch(ttl, ...)
   for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
 end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Work that is done leaves the pool: its lease, holder, delivery count and resend message.
+local function drop_lease(leases, holders, deliveries, resend, member)
+  redis.call('ZREM', leases, member)
+  redis.call('HDEL', holders, member)
+  redis.call('HDEL', deliveries, member)
+  if resend then redis.call('HDEL', resend, member) end
+end

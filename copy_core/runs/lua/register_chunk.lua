@@ -1,5 +1,8 @@
 -- (run with finalize.lua before it)
--- KEYS: run, dispatched. ARGV: ttl, chunk_id, n_items, n_bytes.
+-- KEYS: run, dispatched, chunk_items, leases, holders.
+-- ARGV: ttl, chunk_id, n_items, n_bytes, items json, queue patience (ms).
+-- Counts the chunk as dispatched (once), keeps its items for the message that refers to them,
+-- and puts it in the pool as 'queued' (sent again if no worker takes it within the patience).
 -- Returns 1 if newly registered, 0 if already known, -1 if the run no longer takes chunks.
 local status = redis.call('HGET', KEYS[1], 'status')
 if (not status) or status == 'cancelling' or is_final(status) then return -1 end
@@ -8,6 +11,10 @@ local added = redis.call('SADD', KEYS[2], ARGV[2])
 if added == 1 then
   redis.call('HINCRBY', KEYS[1], 'objects_listed', tonumber(ARGV[3]))
   redis.call('HINCRBY', KEYS[1], 'bytes_listed', tonumber(ARGV[4]))
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[2], ARGV[5]) end
+  local member = 'c:' .. ARGV[2]
+  redis.call('ZADD', KEYS[4], now_ms() + tonumber(ARGV[6]), member)
+  redis.call('HSET', KEYS[5], member, 'queued')
 end
-touch(tonumber(ARGV[1]), KEYS[1], KEYS[2])
+touch(tonumber(ARGV[1]), KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return added

@@ -1,3 +1,0 @@
--- KEYS: lister. ARGV: token. Ends the lease if ``token`` holds it.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
