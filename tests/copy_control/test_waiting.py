@@ -9,7 +9,9 @@ import uuid
 import pytest
 
 from copy_control.errors import InvalidRequest
-from copy_control.runs.waiting import ListingFailed, RunTimeout, wait_for_run
+from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
+from copy_core.runs.keys import RunKeys
+from copy_core.runs.leases import LISTING, LeaseStore
 from copy_core.runs.store import RunStore, connect
 from devstack.servers import RedisServer
 
@@ -30,6 +32,11 @@ def _later(seconds: float, action, *args) -> threading.Timer:
     return timer
 
 
+def _submitted(store: RunStore, run_id: str) -> None:
+    """The listing in the pool, as ``submit`` puts it there before sending its task."""
+    LeaseStore(store.client, 600).offer(run_id, LISTING, "{}", 900)
+
+
 def _list_empty_run(store: RunStore, run_id: str) -> None:
     store.create_run(run_id, {}, max_failures=0)
     store.finish_listing(run_id)  # no keys: the run succeeds at once
@@ -38,6 +45,7 @@ def _list_empty_run(store: RunStore, run_id: str) -> None:
 def test_a_run_not_listed_yet_is_waited_for(store: RunStore, run_id: str) -> None:
     with pytest.raises(InvalidRequest, match="no run"):
         wait_for_run(store, run_id, poll_s=0.05)  # listed here: it must exist already
+    _submitted(store, run_id)
     listed = _later(0.3, _list_empty_run, store, run_id)
     summary = wait_for_run(store, run_id, poll_s=0.05, timeout_s=60, listed_by_worker=True)
     listed.join()
@@ -48,6 +56,7 @@ def test_bad_input_found_by_the_listing_worker_is_reported_at_once(
     store: RunStore, run_id: str
 ) -> None:
     message = "source bucket 'gone' does not exist: check the name"
+    _submitted(store, run_id)
     recorded = _later(0.2, store.record_listing_error, run_id, message, True)
     started = time.monotonic()
     with pytest.raises(InvalidRequest, match="source bucket 'gone' does not exist"):
@@ -68,5 +77,20 @@ def test_listing_again_forgets_the_previous_error(store: RunStore, run_id: str) 
     store.record_listing_error(run_id, "InternalError: try again", False)
     store.clear_listing_error(run_id)
     assert store.listing_error(run_id) is None
+    _submitted(store, run_id)
     with pytest.raises(RunTimeout, match="waiting for a worker to list it"):
         wait_for_run(store, run_id, poll_s=0.05, timeout_s=0.2, listed_by_worker=True)
+
+
+def test_a_run_neither_in_redis_nor_on_its_way_is_lost(store: RunStore, run_id: str) -> None:
+    # Listed in the pool, then Redis lost everything: no run, no listing queued or held.
+    with pytest.raises(RunLost, match=f"the state of run {run_id} is gone"):
+        wait_for_run(store, run_id, poll_s=0.05, timeout_s=60, listed_by_worker=True)
+
+
+def test_a_run_that_vanishes_while_waited_for_is_lost(store: RunStore, run_id: str) -> None:
+    store.create_run(run_id, {}, max_failures=0)
+    store.register_chunk(run_id, "p0-0", 1, 1)
+    _later(0.2, store.client.delete, RunKeys(run_id).run)
+    with pytest.raises(RunLost):
+        wait_for_run(store, run_id, poll_s=0.05, timeout_s=60)
