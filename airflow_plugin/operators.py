@@ -159,11 +159,11 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             dest_s3_url=self.dest_s3_url,
         )
 
-    def prepared(self) -> PreparedCopy:
+    def prepared(self, owner: str = "") -> PreparedCopy:
         """The validated copy and how to run it; raises InvalidRequest with what to fix."""
         loc = self.locations()
         values = {option.name: self.option(option.name) for option in OPTIONS}
-        return prepare(values, vars(loc))
+        return prepare(values, vars(loc), owner=owner)
 
     def option(self, name: str) -> Any:
         """The value given for copy option ``name`` (rendered, if it is a template field)."""
@@ -176,7 +176,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
     # --- running -----------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         try:
-            prepared = self.prepared()
+            ti = context["ti"]
+            prepared = self.prepared(owner=f"airflow:{ti.dag_id}.{ti.task_id}")
         except InvalidRequest as exc:  # bad input does not get better with a retry
             raise AirflowFailException(str(exc)) from exc
         request = prepared.request
@@ -193,9 +194,9 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
                 self.log.info("Run %s ended (%s): re-attaching to it", run_id, found.status)
                 return self._finish(client, found)
             if prepared.list_in_pool:
-                self._submit(request, run_id, store, url)
+                self._submit(prepared, run_id, store, url)
             else:
-                self._dispatch(request, run_id, store, url, resuming=found is not None)
+                self._dispatch(prepared, run_id, store, url, resuming=found is not None)
             if self.deferrable:
                 self._defer(run_id, prepared)
             return self._finish(client, self._wait(store, run_id, prepared))
@@ -276,19 +277,20 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             raise AirflowFailException(str(exc)) from exc
 
     def _dispatch(
-        self, request: CopyRequest, run_id: str, store: RunStore, url: str, *, resuming: bool
+        self, prepared: PreparedCopy, run_id: str, store: RunStore, url: str, *, resuming: bool
     ) -> None:
+        request = prepared.request
         try:
             s3 = self._client_factory().s3(request.listing_identity(run_id))
-            report = start_run(request, run_id, s3, store, producer_app(url))
+            report = start_run(request, run_id, s3, store, producer_app(url), prepared.controls)
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
         what = "re-attached to the run in progress" if resuming else "started"
         self.log.info("Run %s %s: %d chunks dispatched", run_id, what, report.chunks_sent)
 
-    def _submit(self, request: CopyRequest, run_id: str, store: RunStore, url: str) -> None:
+    def _submit(self, prepared: PreparedCopy, run_id: str, store: RunStore, url: str) -> None:
         try:
-            submit(request, run_id, store, producer_app(url))
+            submit(prepared.request, run_id, store, producer_app(url), prepared.controls)
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
         self.log.info("Run %s handed to the pool: a worker lists and dispatches it", run_id)

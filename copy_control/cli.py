@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from copy_control.commands import copy, runs, status
+from copy_control.commands import copy, pool, runs, status
 from copy_control.commands.common import EXIT_BAD_INPUT
 from copy_control.errors import InvalidRequest
 from copy_core import logs
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     copy.add_parser(commands)
     runs.add_parsers(commands)
+    pool.add_parsers(commands)
     status.add_parser(commands)
     commands.add_parser(
         "worker", help="start a copy worker (see `s3fanout worker --help`)", add_help=False

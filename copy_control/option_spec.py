@@ -34,8 +34,9 @@ from copy_core.options import (
     TAGGING,
     CopyOptions,
 )
+from copy_core.runs.controls import DEFAULT_PRIORITY, InvalidControl, RunControls
 
-Kind = Literal["str", "int", "count", "seconds", "bool", "size", "pairs", "globs", "time"]
+Kind = Literal["str", "int", "count", "seconds", "rate", "bool", "size", "pairs", "globs", "time"]
 # Where a value goes: a CopyOptions field, a CopyRequest field, the selection, or the run.
 Target = Literal["options", "request", "selection", "run"]
 
@@ -133,6 +134,33 @@ OPTIONS: tuple[Option, ...] = (
         "stop waiting for the run after SECONDS (the run goes on; wait again to re-attach)",
         "run",
         "seconds",
+        None,
+    ),
+    Option(
+        "priority",
+        RUN,
+        "the run's share of a shared pool: low, normal or high (weights 1, 4, 16), or a weight "
+        "from 1 to 1000; a higher priority gets a larger share, never all of it",
+        "run",
+        "str",
+        DEFAULT_PRIORITY,
+    ),
+    Option(
+        "max_requests_per_second",
+        RUN,
+        "cap on the run's S3 requests a second, over every worker of the pool (changeable "
+        "while it runs: s3fanout limit)",
+        "run",
+        "rate",
+        None,
+        metavar="N",
+    ),
+    Option(
+        "max_bytes_per_second",
+        RUN,
+        "cap on the bytes the run copies a second, e.g. 500MiB (changeable while it runs)",
+        "run",
+        "size",
         None,
     ),
     Option(
@@ -311,6 +339,7 @@ class PreparedCopy:
     list_in_pool: bool = False
     dry_run: bool = False
     timeout_s: float | None = None
+    controls: RunControls = RunControls()
 
 
 Spelling = Callable[[Option], str]
@@ -330,11 +359,13 @@ def prepare(
     values: Mapping[str, Any],
     locations: Mapping[str, str | None],
     spelling: Spelling = operator_spelling,
+    owner: str = "",
 ) -> PreparedCopy:
     """The copy that ``values`` (option name -> value, absent: the default) ask for.
 
     ``locations``: CopyRequest's source_bucket, dest_bucket and key/prefix fields.
-    ``spelling`` names an option in error messages as the user wrote it.
+    ``spelling`` names an option in error messages as the user wrote it; ``owner`` says who
+    runs the copy (``s3fanout runs`` shows it).
     """
     unknown = sorted(set(values) - set(BY_NAME))
     if unknown:
@@ -350,7 +381,18 @@ def prepare(
     fields = {k: v for k, v in by_target["request"].items() if v is not None or k == "max_failures"}
     request = CopyRequest(**locations, **fields, options=options, selection=selection)  # type: ignore[arg-type]
     run = by_target["run"]
-    return PreparedCopy(request, bool(run["list_in_pool"]), bool(run["dry_run"]), run["timeout"])
+    try:
+        controls = RunControls(
+            run["priority"] or DEFAULT_PRIORITY,
+            run["max_requests_per_second"],
+            run["max_bytes_per_second"],
+            owner,
+        )
+    except InvalidControl as exc:
+        raise InvalidRequest(str(exc)) from None
+    return PreparedCopy(
+        request, bool(run["list_in_pool"]), bool(run["dry_run"]), run["timeout"], controls
+    )
 
 
 def _convert(option: Option, raw: Any, what: str) -> Any:  # noqa: PLR0911 - one branch per kind
@@ -365,6 +407,8 @@ def _convert(option: Option, raw: Any, what: str) -> Any:  # noqa: PLR0911 - one
         return _whole(raw, what, minimum=1 if option.kind == "count" else None)
     if option.kind == "seconds":
         return _seconds(raw, what)
+    if option.kind == "rate":
+        return _positive(raw, what, "a positive number")
     if option.kind == "bool":
         return _boolean(raw, what)
     return raw  # strings (choices), globs, times: CopyOptions, the request, the selection check
@@ -393,12 +437,16 @@ def _whole(raw: Any, what: str, minimum: int | None) -> int:
 
 
 def _seconds(raw: Any, what: str) -> float:
+    return _positive(raw, what, "a positive number of seconds")
+
+
+def _positive(raw: Any, what: str, expected: str) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
-        raise InvalidRequest(f"{what} must be a number of seconds, got {raw!r}") from None
+        raise InvalidRequest(f"{what} must be {expected}, got {raw!r}") from None
     if not math.isfinite(value) or value <= 0:
-        raise InvalidRequest(f"{what} must be a positive number of seconds, got {raw!r}")
+        raise InvalidRequest(f"{what} must be {expected}, got {raw!r}")
     return value
 
 

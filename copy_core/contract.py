@@ -385,6 +385,7 @@ class RunSummary:
     errors: dict[str, int] = field(default_factory=dict)
     objects_cancelled: int = 0
     objects_filtered: int = 0  # seen by the listing or manifest, left out by the selection
+    rate_limited_s: float = 0.0  # wall time the run wanted more than its rate caps allowed
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -392,7 +393,13 @@ class RunSummary:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RunSummary:
         names = {f.name for f in dataclasses.fields(cls)}
-        optional = {"failures_omitted", "errors", "objects_cancelled", "objects_filtered"}
+        optional = {
+            "failures_omitted",
+            "errors",
+            "objects_cancelled",
+            "objects_filtered",
+            "rate_limited_s",
+        }
         missing = names - set(raw) - optional
         _expect(not missing, f"summary is missing {sorted(missing)}")
         return cls(**{k: v for k, v in raw.items() if k in names})
@@ -407,6 +414,7 @@ def summarize(
     run_hash: Mapping[str, str],
     failures: Sequence[str | Mapping[str, Any]],
     now: float,
+    rate_limited_ms: float = 0.0,
 ) -> RunSummary:
     """Build a summary from the run hash and the first failure records (pure)."""
     counts = {name: int(run_hash.get(name, 0) or 0) for name in _COUNTERS}
@@ -437,6 +445,7 @@ def summarize(
         },
         objects_cancelled=counts["objects_cancelled"],
         objects_filtered=counts["objects_filtered"],
+        rate_limited_s=round(rate_limited_ms / 1000, 3),
     )
 
 

@@ -309,8 +309,8 @@ class ProcessEngine:
         work.emit(outcome, time.monotonic() - started)
 
     def _attempt(self, work: ChunkWork, index: int, copy: CopyFn) -> KeyOutcome:
-        item, job = work.items[index], work.job
-        requests = RequestLog()
+        item, job, gate = work.items[index], work.job, work.gate
+        requests = RequestLog(None if gate is None else lambda: gate.take(1))
         key_retries = 0
 
         def count_retry(_: object) -> None:
@@ -321,8 +321,8 @@ class ProcessEngine:
             self.window.acquire()
             ok = False
             try:
-                if work.gate is not None:
-                    work.gate.take(1, item.size)
+                if gate is not None:
+                    gate.take(0, item.size)  # the key's bytes; each request takes its own
                 report = copy(item, requests)
                 ok = True
                 return report

@@ -48,14 +48,15 @@ class RateGate:
                 return 0.0
             if now - self._got_at > HOLD_S:
                 self._requests, self._bytes = 0, 0
+            if requests == 0 and n_bytes == 0:
+                return 0.0
             if self._requests >= requests and (n_bytes == 0 or self._bytes >= n_bytes):
                 self._spend(requests, n_bytes)
                 return 0.0
             if now < self._not_before:
                 return self._not_before - now
-            grant = self._rates.take(
-                self._run_id, max(requests, self._batch), max(n_bytes - self._bytes, 0)
-            )
+            wanted = max(requests, self._batch) if requests else 0
+            grant = self._rates.take(self._run_id, wanted, max(n_bytes - self._bytes, 0))
             self._got_at = now
             self._requests += grant.requests
             self._bytes += grant.bytes

@@ -8,7 +8,10 @@ run id and the output format) and builds the rest from the declarations.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+import socket
 import sys
 import uuid
 from collections.abc import Callable
@@ -104,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
     if prepared.list_in_pool:
         _check_pool_listing(args, prepared)
         return _start_and_wait(
-            args, prepared, run_id, lambda store, app: submit(request, run_id, store, app)
+            args,
+            prepared,
+            run_id,
+            lambda store, app: submit(request, run_id, store, app, prepared.controls),
         )
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
     from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
@@ -118,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
         print_dry_run(report, request, as_json=args.json)
         return EXIT_OK
     return _start_and_wait(
-        args, prepared, run_id, lambda store, app: start_run(request, run_id, s3, store, app)
+        args,
+        prepared,
+        run_id,
+        lambda store, app: start_run(request, run_id, s3, store, app, prepared.controls),
     )
 
 
@@ -182,7 +191,16 @@ def _prepared_from_args(args: argparse.Namespace) -> PreparedCopy:
         locations.update(source_key=source_key, dest_prefix=dest_key)
     else:
         locations.update(source_key=source_key, dest_key=dest_key)
-    return prepare(values, locations, cli_spelling)
+    return prepare(values, locations, cli_spelling, owner=_owner())
+
+
+def _owner() -> str:
+    """Who runs this copy, for ``s3fanout runs``: the user and the host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"
 
 
 def print_dry_run(report: DryRunReport, request: CopyRequest, as_json: bool) -> None:

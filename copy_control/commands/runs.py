@@ -70,6 +70,15 @@ def run_report(args: argparse.Namespace) -> int:
 def run_cancel(args: argparse.Namespace) -> int:
     """Ask the run to stop, then wait for its running chunks to drain."""
     store = _store(args)
+    before = store.summary(args.run_id)
+    if before is not None and before.is_final:
+        # Not an error: there is nothing left to stop.
+        print(
+            f"run {args.run_id} had already ended ({before.status}): nothing to cancel",
+            file=sys.stderr,
+        )
+        print_summary(before, as_json=args.json)
+        return EXIT_OK
     status = store.request_cancel(args.run_id)
     print(f"run {args.run_id}: {status}", file=sys.stderr)
     try:

@@ -80,8 +80,10 @@ class Admission:
         now = self._clock()
         if self._read_at is None or now - self._read_at >= REFRESH_S:
             runs = self._pool.active_runs()
-            total = sum(run.weight for run in runs if run.run_id != self._run_id) + self._weight
-            self._window = window_for(self._weight, total, self._pool.capacity())
+            # The run's own weight as stored: ``s3fanout limit --priority`` may change it.
+            own = next((r.weight for r in runs if r.run_id == self._run_id), self._weight)
+            total = sum(run.weight for run in runs if run.run_id != self._run_id) + own
+            self._window = window_for(own, total, self._pool.capacity())
             self._read_at = now
         return self._window
 

@@ -25,10 +25,12 @@ async def read_summary_async(client: redis.asyncio.Redis, run_id: str) -> RunSum
     async with client.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.run)
         pipe.lrange(keys.failures, 0, FAILURES_READ - 1)
-        run_hash, failures = await pipe.execute()
+        pipe.hget(keys.rate, "starved_ms")
+        run_hash, failures, limited = await pipe.execute()
     if not run_hash:
         return None
-    return summarize(run_id, decoded(run_hash), [text(f) for f in failures], time.time())
+    shown = [text(f) for f in failures]
+    return summarize(run_id, decoded(run_hash), shown, time.time(), float(limited or 0))
 
 
 async def read_listing_error_async(client: redis.asyncio.Redis, run_id: str) -> ListingError | None:

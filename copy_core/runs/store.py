@@ -356,10 +356,11 @@ class RunStore:
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(keys.run)
         pipe.lrange(keys.failures, 0, FAILURES_READ - 1)
-        run_hash, failures = pipe.execute()
+        pipe.hget(keys.rate, "starved_ms")
+        run_hash, failures, limited = pipe.execute()
         if not run_hash:
             return None
-        return summarize(run_id, run_hash, failures, time.time())
+        return summarize(run_id, run_hash, failures, time.time(), float(limited or 0))
 
     def iter_failures(self, run_id: str, page: int = 1000) -> Iterator[dict[str, Any]]:
         """Every failure record of the run, in the order they were recorded."""
