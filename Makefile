@@ -33,11 +33,15 @@ venv: $(VENV)/.installed
 venv-airflow2: $(VENV2)/.installed
 
 # redis-server is the broker and run store of the demo and the tests, which start their own
-# servers on free loopback ports (a system-wide server on 6379 is left alone).
+# servers on free loopback ports (a system-wide server on 6379 is left alone). promtool (of
+# Debian's prometheus package; no server is started) checks the alert rules and dashboards.
 system-deps:
 	@command -v redis-server >/dev/null || { \
 		echo "installing redis-server (apt)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+	@command -v promtool >/dev/null || { \
+		echo "installing promtool (apt: prometheus)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null; }
 
 # --- what users run ----------------------------------------------------------------------
 demo: venv system-deps

@@ -32,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from copy_core.contract import QUEUE, KeyOutcome, KeyStatus
 from copy_workers.engine import ChunkObserver
+from copy_workers.pool_metrics import PoolStateCollector
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ def serve(address: str, port: int, directory: Path, redis_url: str) -> None:
     registry = CollectorRegistry()
     registry.register(PoolCollector(directory))
     registry.register(QueueDepthCollector(redis_url))
+    registry.register(PoolStateCollector(redis_url))
     server, _thread = start_http_server(port, addr=address, registry=registry)
     _serving.directory, _serving.server = directory, server
     log.info("serving metrics", extra={"address": address, "port": port})

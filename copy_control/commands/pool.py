@@ -7,9 +7,10 @@ import json
 
 from copy_control.commands.common import EXIT_OK, add_redis_url, open_store
 from copy_control.errors import InvalidRequest
-from copy_control.runs.overview import RunView, list_runs
+from copy_control.runs.overview import list_runs
 from copy_control.runs.progress import format_bytes, format_duration
 from copy_control.units import parse_size
+from copy_core.runs.census import RunState
 from copy_core.runs.controls import PRIORITIES, InvalidControl, check_cap, weight_of
 from copy_core.runs.keys import RunKeys
 from copy_core.runs.rates import RateStore
@@ -56,7 +57,7 @@ def _header() -> str:
     )
 
 
-def _line(view: RunView) -> str:
+def _line(view: RunState) -> str:
     listed = f"{view.objects_listed:,}" + ("" if view.listing_done else "+")
     return _COLUMNS.format(
         view.run_id[:28],

@@ -214,3 +214,39 @@ def test_the_pool_sums_its_processes_and_forgets_the_gauges_of_killed_ones(
         for process in (survivor, doomed):
             process.kill()
             process.communicate()
+
+
+# --- the pool's state ----------------------------------------------------------------------
+def test_the_pool_state_is_read_at_scrape_time_with_one_series_per_active_run(
+    private_redis: RedisServer,
+) -> None:
+    from copy_core.pool import PoolRegistry
+    from copy_core.runs.store import RunStore, connect
+    from copy_workers.pool_metrics import MAX_RUNS, PoolStateCollector
+
+    store = RunStore(connect(private_redis.url), ttl_s=600)
+    pool = PoolRegistry(store.client)
+    pool.heartbeat("host:1:a", {"slots": 3})
+    pool.heartbeat("host:2:b", {"slots": 3})
+    runs = [f"pm-{i:03d}" for i in range(MAX_RUNS + 2)]
+    for run_id in runs:
+        store.create_run(run_id, {}, max_failures=None)
+        store.register_chunk(run_id, "p0-0", 2, 20, items="[]")
+        pool.add_run(run_id)
+    families = {f.name: f for f in PoolStateCollector(private_redis.url).collect()}
+    value = {name: [s.value for s in f.samples] for name, f in families.items()}
+    assert value["s3fanout_pool_processes"] == [2]
+    assert value["s3fanout_pool_capacity_chunks"] == [6]
+    listed = families["s3fanout_run_objects_listed"].samples
+    assert len(listed) == MAX_RUNS  # bounded, whatever the number of runs
+    assert all(s.value == 2 for s in listed)
+    assert value["s3fanout_runs_omitted"] == [value["s3fanout_runs_active"][0] - MAX_RUNS]
+    assert families["s3fanout_run_chunks_queued"].samples[0].value == 1
+    assert value["s3fanout_queue_oldest_seconds"][0] >= 0
+
+
+def test_the_pool_state_is_absent_when_redis_is_away() -> None:
+    from copy_workers.pool_metrics import PoolStateCollector
+
+    collector = PoolStateCollector(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+    assert list(collector.collect()) == []

@@ -34,8 +34,8 @@ KUSTOMIZATIONS = {
     "dev": K8S / "overlays" / "dev",
     "prod": K8S / "overlays" / "prod",
 }
-# Kinds that kubernetes-validate has no schema for; tests/deploy/test_keda.py checks them.
-CRD_KINDS = frozenset({"ScaledObject", "TriggerAuthentication"})
+# Kinds that kubernetes-validate has no schema for; test_keda.py and test_monitoring.py check them.
+CRD_KINDS = frozenset({"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"})
 WORKER = "s3fanout-worker"
 REDIS = "s3fanout-redis"
 

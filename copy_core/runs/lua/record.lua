@@ -35,6 +35,7 @@ for position, o in ipairs(cjson.decode(ARGV[4])) do
   end
 end
 for name, amount in pairs(totals) do redis.call('HINCRBY', run, name, amount) end
+if #added > 0 then redis.call('HSET', run, 'progressed_at', now()) end
 local recorded = redis.call('HINCRBY', KEYS[4], ARGV[2], #added)
 local ttl = tonumber(ARGV[1])
 if recorded >= tonumber(ARGV[3]) and redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
