@@ -103,6 +103,7 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "errors",
         "objects_cancelled",
         "objects_filtered",
+        "rate_limited_s",
     ]
 
 
