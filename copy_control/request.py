@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from copy_control.errors import InvalidRequest
-from copy_control.s3url import check_bucket_name, parse_s3_url
+from copy_control.s3url import check_bucket_name, check_key, parse_s3_url
 from copy_control.selection import Selection, build_selection
 from copy_core.contract import COPY_MODES, ContractError, CopyJob
 from copy_core.options import CopyOptions, InvalidOption
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from copy_core.aws.clients import Identity
 
 MAX_CHUNK_SIZE = 10_000
-MAX_KEY_BYTES = 1024
 MAX_LISTING_CONCURRENCY = 64
 DEFAULT_LISTING_CONCURRENCY = 8
 
@@ -46,11 +45,6 @@ def check_run_id(run_id: str) -> None:
         raise InvalidRequest(
             f"run id {run_id!r} is not valid: use 1-200 letters, digits, '.', '_', ':' or '-'"
         )
-
-
-def _check_key(key: str, what: str) -> None:
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise InvalidRequest(f"{what} is longer than S3's limit of {MAX_KEY_BYTES} UTF-8 bytes")
 
 
 @dataclass(frozen=True)
@@ -161,7 +155,9 @@ class CopyRequest:
         if self.source_key is not None:
             if self.source_key == "":
                 raise InvalidRequest("source_key is empty: name an object, or use source_prefix")
-            _check_key(self.source_key, "source_key")
+            check_key(self.source_key, "source_key")
+        if self.source_prefix:
+            check_key(self.source_prefix, "source_prefix")
 
     def _check_dest(self) -> None:
         if self.dest_key is not None and self.dest_prefix is not None:
@@ -173,7 +169,43 @@ class CopyRequest:
                 )
             if self.dest_key == "":
                 raise InvalidRequest("dest_key is empty: name the object, or use dest_prefix")
-            _check_key(self.dest_key, "dest_key")
+            check_key(self.dest_key, "dest_key")
+        if self.dest_prefix:
+            check_key(self.dest_prefix, "dest_prefix")
+        self._check_overlap()
+
+    def _check_overlap(self) -> None:
+        """Refuse copies S3 would refuse, or that would copy their own output again.
+
+        A listed destination inside the source prefix would list the copies as sources (a
+        manifest names its keys once, so it may). A copy onto itself is refused by S3 unless
+        it changes the metadata, storage class or encryption.
+        """
+        if self.source_bucket != self.dest_bucket:
+            return
+        source = f"s3://{self.source_bucket}/{self.source_key or self.source_prefix or ''}"
+        if self.source_key is not None:
+            onto_itself = self.dest_for(self.source_key) == self.source_key
+        else:
+            prefix, dest = self.source_prefix or "", self.dest_prefix or ""
+            if dest != prefix and dest.startswith(prefix) and self.manifest is None:
+                raise InvalidRequest(
+                    f"the destination s3://{self.dest_bucket}/{dest} is inside the source "
+                    f"{source}: the copies would be listed and copied again; choose a "
+                    "destination outside the source prefix"
+                )
+            onto_itself = dest == prefix
+        changes = (
+            self.options.metadata_directive == "REPLACE"
+            or self.options.storage_class is not None
+            or self.options.sse is not None
+        )
+        if onto_itself and not changes:
+            raise InvalidRequest(
+                f"the destination is the source ({source}): S3 copies an object onto itself "
+                "only to change it; add --metadata-directive REPLACE, --storage-class or --sse, "
+                "or choose another destination"
+            )
 
     @property
     def is_prefix(self) -> bool:

@@ -8,6 +8,7 @@ from copy_control.errors import InvalidRequest
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+MAX_KEY_BYTES = 1024
 
 
 def parse_s3_url(url: str, what: str = "S3 URL") -> tuple[str, str]:
@@ -37,3 +38,20 @@ def check_bucket_name(name: str, what: str) -> None:
         problem = "may not contain '..' or look like an IP address"
     if problem:
         raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")
+
+
+def check_key(key: str, what: str) -> None:
+    """Raise InvalidRequest unless ``key`` is UTF-8 of at most 1,024 bytes, as S3 keys are."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        # A command line or file holding bytes that are not UTF-8 arrives as surrogates.
+        byte = key[exc.start].encode("utf-8", "surrogateescape").hex()
+        raise InvalidRequest(
+            f"{what} is not valid UTF-8 (byte 0x{byte} at character {exc.start + 1}); S3 keys "
+            "are UTF-8: check the locale or encoding of the shell or file it came from"
+        ) from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidRequest(
+            f"{what} is {size:,} bytes, longer than S3's limit of {MAX_KEY_BYTES} UTF-8 bytes"
+        )

@@ -48,6 +48,8 @@ class Selection:
                 raise InvalidRequest(f"at most {MAX_PATTERNS} {name} patterns, got {len(patterns)}")
             if any(not isinstance(p, str) or not p for p in patterns):
                 raise InvalidRequest(f"{name} patterns must be non-empty strings: {patterns!r}")
+            for pattern in patterns:
+                _check_brackets(pattern, name)
         for name in ("min_size", "max_size"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -158,6 +160,24 @@ def _patterns(value: Sequence[str] | str | None) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     return tuple(value)
+
+
+def _check_brackets(pattern: str, what: str) -> None:
+    """Refuse a ``[`` that opens no set: fnmatch would match it literally, silently."""
+    at = pattern.find("[")
+    while at != -1:
+        end = at + 1
+        if end < len(pattern) and pattern[end] == "!":
+            end += 1
+        if end < len(pattern) and pattern[end] == "]":
+            end += 1  # a ']' first in a set is one of its characters
+        close = pattern.find("]", end)
+        if close == -1:
+            raise InvalidRequest(
+                f"{what} pattern {pattern!r} opens a set with '[' at character {at + 1} and "
+                "never closes it: add the ']', or write '[[]' for a literal '['"
+            )
+        at = pattern.find("[", close + 1)
 
 
 def _compile(patterns: tuple[str, ...]) -> re.Pattern[str] | None:

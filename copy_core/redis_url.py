@@ -87,4 +87,10 @@ def _connection_error(shown: str, url: str, exc: BaseException) -> str:
             f"cannot speak TLS with Redis at {shown} ({exc}): is the server TLS-enabled? "
             "(rediss:// is TLS, redis:// is not)"
         )
+    if tls and isinstance(exc, redis.TimeoutError):
+        # A plain server waits for a command and never answers the TLS handshake.
+        return (
+            f"Redis at {shown} did not answer the TLS handshake ({exc}): is the server "
+            "TLS-enabled? (rediss:// is TLS, redis:// is not); or check the host and port"
+        )
     return f"cannot reach Redis at {shown} ({exc}): check the host and port, and that it runs"

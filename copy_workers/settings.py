@@ -74,11 +74,11 @@ class WorkerSettings:
         )
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ValueError(f"{_env(name)} must be at least 1, got {getattr(self, name)}")
         for name in ("key_retry_base_s", "key_retry_deadline_s", "reap_every_s", "drain_s"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+                raise ValueError(f"{_env(name)} must be a positive number of seconds, got {value}")
         if self.visibility_timeout_s < 2 * self.lease_s:
             raise ValueError(
                 "S3FANOUT_VISIBILITY_TIMEOUT_S must be at least twice S3FANOUT_LEASE_S: it is "
@@ -122,6 +122,11 @@ class WorkerSettings:
             visibility_timeout_s=_int(env, "S3FANOUT_VISIBILITY_TIMEOUT_S", d.visibility_timeout_s),
             run_ttl_s=_int(env, "S3FANOUT_RUN_TTL_S", d.run_ttl_s),
         )
+
+
+def _env(field_name: str) -> str:
+    """The variable that sets a field: ``lease_s`` is ``S3FANOUT_LEASE_S``."""
+    return f"S3FANOUT_{field_name.upper()}"
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

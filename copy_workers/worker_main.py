@@ -35,13 +35,28 @@ def _port(raw: str) -> int:
     return port
 
 
+def _at_least_one(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s3fanout worker", description=__doc__)
     parser.add_argument("--redis-url", default=None, help=redis_url.HELP)
     parser.add_argument(
-        "--concurrency", type=int, default=None, help="worker processes (default: CPU count)"
+        "--concurrency",
+        type=_at_least_one,
+        default=None,
+        help="worker processes (default: CPU count)",
     )
-    parser.add_argument("--keys-in-flight", type=int, default=None, help="copies at once per chunk")
+    parser.add_argument(
+        "--keys-in-flight", type=_at_least_one, default=None, help="copies at once per chunk"
+    )
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--hostname", default=f"s3fanout@{socket.gethostname()}")
     parser.add_argument(
@@ -64,16 +79,18 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = build_parser().parse_args(argv)
     hide_secrets()  # after parsing: sys.argv is masked in place
     args.redis_url = redis_url.resolve(args.redis_url)
-    try:
-        redis_url.check_url(args.redis_url)
-        WorkerSettings.from_env({**os.environ, redis_url.ENV: args.redis_url})
-    except ValueError as exc:
-        sys.exit(f"s3fanout worker: {exc}")
     # The Celery app reads its settings from the environment when it is imported, and the
     # pool's child processes inherit it: set it before the import.
     os.environ[redis_url.ENV] = args.redis_url
     if args.keys_in_flight is not None:
         os.environ["S3FANOUT_KEYS_IN_FLIGHT"] = str(args.keys_in_flight)
+    try:
+        redis_url.check_url(args.redis_url)
+        WorkerSettings.from_env()
+    except ValueError as exc:
+        # Exit 2, as for a bad flag: the configuration is wrong, and restarting will not help.
+        print(f"s3fanout worker: {exc}", file=sys.stderr)
+        sys.exit(2)
     with contextlib.ExitStack() as stack:
         runtime = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="s3fanout-")))
         os.environ[shutdown.RUNTIME_ENV] = str(runtime)

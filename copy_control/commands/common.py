@@ -10,6 +10,7 @@ from copy_core.contract import RunSummary
 from copy_core.runs.store import RunStore, connect
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 
 
 def add_redis_url(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from copy_control.commands.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     add_redis_url,
     open_store,
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             args,
             prepared,
             run_id,
-            lambda store, app: submit(request, run_id, store, app, prepared.controls),
+            lambda store, app, _: submit(request, run_id, store, app, prepared.controls),
         )
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
     from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
@@ -127,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         args,
         prepared,
         run_id,
-        lambda store, app: start_run(request, run_id, s3, store, app, prepared.controls),
+        lambda store, app, created: start_run(
+            request, run_id, s3, store, app, prepared.controls, on_created=created
+        ),
     )
 
 
@@ -135,12 +138,21 @@ def _start_and_wait(
     args: argparse.Namespace,
     prepared: PreparedCopy,
     run_id: str,
-    start: Callable[[RunStore, Celery], object],
+    start: Callable[[RunStore, Celery, Callable[[], None]], object],
 ) -> int:
     store = open_store(args)
+    _refuse_a_cancelled_run(store, run_id)
+    announced: list[bool] = []
+
+    def announce() -> None:
+        if not announced:
+            announced.append(True)
+            print(f"s3fanout: run {run_id}", file=sys.stderr)
+
     with logs.bound(run_id):
-        start(store, producer_app(args.redis_url))
         try:
+            start(store, producer_app(args.redis_url), announce)
+            announce()
             with terminal_bar(sys.stderr, enabled=not args.json) as on_progress:
                 # The progress line is read every quarter second (one small Redis read);
                 # the run's end is announced, so the wait returns as soon as it happens.
@@ -156,8 +168,29 @@ def _start_and_wait(
         except (RunTimeout, ListingFailed, RunLost) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
             return EXIT_FAILED
+        except KeyboardInterrupt:
+            if not announced:  # interrupted before the run was recorded: nothing to follow
+                print("s3fanout: interrupted before the run started", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            print(
+                f"s3fanout: interrupted; run {run_id} goes on in the pool. Follow it with "
+                f"`s3fanout status {run_id}`, resume waiting (and listing) by repeating this "
+                f"command with --run-id {run_id}, or stop it with `s3fanout cancel {run_id}`",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
     print_summary(summary, as_json=args.json)
     return EXIT_OK if summary.status == RunStatus.SUCCEEDED else EXIT_FAILED
+
+
+def _refuse_a_cancelled_run(store: RunStore, run_id: str) -> None:
+    """A cancelled run stays cancelled: repeating it would only print its summary again."""
+    if store.run_hash(run_id).get("status") == RunStatus.CANCELLED:
+        raise InvalidRequest(
+            f"run {run_id} was cancelled, and a cancelled run cannot be resumed: start the "
+            "copy again under a new --run-id (or without one), with --overwrite if-different "
+            "to skip what it copied"
+        )
 
 
 def _check_pool_listing(args: argparse.Namespace, prepared: PreparedCopy) -> None:

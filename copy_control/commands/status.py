@@ -7,6 +7,7 @@ import sys
 
 from copy_control.commands.common import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     add_redis_url,
     open_store,
@@ -15,8 +16,6 @@ from copy_control.commands.common import (
 from copy_control.runs.progress import LiveProgress, Mode
 from copy_control.runs.waiting import read_summary, wait_for_run
 from copy_core.contract import RunStatus
-
-EXIT_INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

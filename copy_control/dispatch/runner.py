@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from copy_control.errors import InvalidRequest
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
 from copy_control.listing.partitions import Partition
+from copy_control.listing.s3_listing import check_destination
 from copy_control.listing.sources import (
     KeySource,
     ListingOrderError,
@@ -54,13 +56,15 @@ def start_run(
     store: RunStore,
     app: Celery,
     controls: RunControls | None = None,
+    on_created: Callable[[], None] = lambda: None,
 ) -> DispatchReport:
     """Create (or resume) run ``run_id``: list the source and dispatch its chunks.
 
     The source is read before the run is created, so a missing bucket, key or manifest fails
     here with InvalidRequest and nothing is recorded or dispatched. A run that already exists
     is resumed from its partitions' cursors; a finished one is left as it is. ``controls``:
-    the run's priority, rate caps and owner (set when it is created).
+    the run's priority, rate caps and owner (set when it is created); ``on_created`` is
+    called once the run is recorded, before its listing begins.
     """
     controls = controls or RunControls()
     existing = store.run_hash(run_id)
@@ -68,11 +72,14 @@ def start_run(
     source = open_source(request, s3)
     try:
         source.check()  # raises InvalidRequest for bad input, before any write
+        if not existing:
+            check_destination(s3, request.dest_bucket)
         job = canonical_json(request.job(run_id).to_wire())
         status = store.create_run(
             run_id, request.describe(), request.max_failures, job=job, controls=controls
         )
         PoolRegistry(store.client).add_run(run_id)
+        on_created()
         if RunStatus(status).is_final or existing.get("listing_done") == "1":
             return DispatchReport(run_id, status, 0, resumed=bool(existing))
         partition_log = ListingLog(store, run_id)
@@ -104,6 +111,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     sink = DryRunSink(dest)
     try:
         source.check()
+        check_destination(s3, request.dest_bucket)
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
         return sink.finish()

@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from copy_control.errors import InvalidRequest
 from copy_control.listed import ListedObject
 from copy_control.listing.s3file import seekable_object, text_lines
+from copy_control.s3url import check_key
 from copy_core.classify import MISSING_CODES, error_code
 
 if TYPE_CHECKING:
@@ -151,21 +152,55 @@ def read_rows(
 
 
 def _csv_rows(client: S3Client, file: ManifestFile, start: int) -> Iterator[dict[str, Any]]:
+    where = f"s3://{file.bucket}/{file.key}"
     lines = text_lines(client, file.bucket, file.key, file.gzipped)
-    for number, values in enumerate(csv.reader(lines)):
-        if number < start:
-            continue
-        if not values or values == [""]:
-            yield {}
-            continue
-        if len(values) < 2:
-            raise ManifestError(
-                f"s3://{file.bucket}/{file.key} row {number + 1}: expected bucket,key "
-                f"[,version_id], got {values!r}"
-            )
-        row = dict(zip(file.columns, values, strict=False))
-        row["key"] = unquote_plus(row["key"])
-        yield row
+    number = -1  # the last row read
+    try:
+        for number, values in enumerate(csv.reader(lines)):
+            if number < start:
+                continue
+            if not values or values == [""]:
+                yield {}
+                continue
+            if len(values) < 2:
+                raise ManifestError(
+                    f"{where} row {number + 1}: expected bucket,key [,version_id], got "
+                    f"{_shown(values)}"
+                )
+            row = dict(zip(file.columns, values, strict=False))
+            row["key"] = _decoded_key(row["key"], where, number)
+            yield row
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"{where} row {number + 2}: byte 0x{exc.object[exc.start]:02x} is "
+            "not UTF-8; a manifest is UTF-8 text (S3 Inventory and Batch Operations write it so)"
+        ) from None
+    except csv.Error as exc:
+        raise ManifestError(
+            f"{where} row {number + 2}: not a CSV row of bucket,key ({exc})"
+        ) from None
+
+
+def _decoded_key(raw: str, where: str, number: int) -> str:
+    """The key of a CSV row: URL-encoded UTF-8, at most 1,024 bytes once decoded."""
+    try:
+        key = unquote_plus(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise ManifestError(
+            f"{where} row {number + 1}: key {_shown(raw)} does not decode to UTF-8; keys are "
+            "URL-encoded UTF-8 (%C3%A9 for é)"
+        ) from None
+    try:
+        check_key(key, f"{where} row {number + 1}: key {_shown(key)}")
+    except InvalidRequest as exc:
+        raise ManifestError(str(exc)) from None
+    return key
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``value`` for a message: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def _parquet_rows(client: S3Client, file: ManifestFile, start: int) -> Iterator[dict[str, Any]]:
@@ -220,16 +255,21 @@ def to_object(row: Mapping[str, Any], file: ManifestFile, source_bucket: str, nu
             f"{row['version_id']!r} of {row['key']!r}: copying a given version is not "
             "supported (the current version is copied); remove the version id column"
         )
-    size, etag = _int(row.get("size")), row.get("e_tag")
-    if size is None or not etag:
-        return Unresolved(row["key"])
-    return ListedObject(
-        row["key"],
-        size,
-        etag if etag.startswith('"') else f'"{etag}"',
-        row.get("storage_class") or None,
-        _time(row.get("last_modified_date")),
-    )
+    try:
+        size, etag = _int(row.get("size")), row.get("e_tag")
+        if size is None or not etag:
+            return Unresolved(row["key"])
+        return ListedObject(
+            row["key"],
+            size,
+            etag if etag.startswith('"') else f'"{etag}"',
+            row.get("storage_class") or None,
+            _time(row.get("last_modified_date")),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(
+            f"s3://{file.bucket}/{file.key} row {number + 1}: a size or date is not one ({exc})"
+        ) from None
 
 
 def _true(value: Any) -> bool:

@@ -43,6 +43,9 @@ def test_single_key_goes_to_dest_key_or_dest_prefix_plus_basename() -> None:
         ({"source_key": "k" * 1025}, "1024 UTF-8 bytes"),
         ({"source_prefix": "", "chunk_size": 0}, "chunk_size must be between"),
         ({"source_prefix": "", "max_failures": -1}, "max_failures must be 0 or more"),
+        ({"source_key": "caf\udce9"}, "not valid UTF-8 \\(byte 0xe9 at character 4\\)"),
+        ({"source_prefix": "p" * 1100}, "source_prefix is 1,100 bytes"),
+        ({"source_prefix": "", "dest_prefix": "é" * 600}, "dest_prefix is 1,200 bytes"),
     ],
 )
 def test_bad_requests_say_what_to_fix(kwargs, message) -> None:
@@ -117,3 +120,36 @@ def test_a_request_from_the_wire_is_checked_again(change: dict[str, Any], messag
     wire = {**CopyRequest("src-bucket", "dst-bucket", source_prefix="").to_wire(), **change}
     with pytest.raises(InvalidRequest, match=message):
         CopyRequest.from_wire(wire)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"source_prefix": "data/", "dest_prefix": "data/copy/"}, "is inside the source"),
+        ({"source_prefix": "", "dest_prefix": "backup/"}, "is inside the source"),
+        ({"source_prefix": "data/", "dest_prefix": "data/"}, "the destination is the source"),
+        ({"source_key": "a/b.txt"}, "the destination is the source"),
+        ({"source_key": "a/b.txt", "dest_prefix": "a/"}, "the destination is the source"),
+    ],
+)
+def test_copies_within_one_bucket_that_would_copy_themselves_are_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        CopyRequest("bucket", "bucket", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"source_prefix": "data/", "dest_prefix": "archive/"},
+        {"source_prefix": "data/copy/", "dest_prefix": "data/"},  # the source is not listed again
+        {"source_prefix": "data/", "dest_prefix": "data-copy/"},
+        {"source_key": "a/b.txt", "dest_key": "a/c.txt"},
+        {"source_key": "a/b.txt", "options": CopyOptions(storage_class="GLACIER_IR")},
+        {"source_prefix": "data/", "options": CopyOptions(metadata_directive="REPLACE")},
+        {"source_prefix": "", "dest_prefix": "copy/", "manifest": "s3://bucket/m.csv"},
+    ],
+)
+def test_copies_within_one_bucket_that_change_or_move_are_accepted(kwargs: dict[str, Any]) -> None:
+    CopyRequest("bucket", "bucket", **kwargs)

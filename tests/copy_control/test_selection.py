@@ -89,6 +89,9 @@ def test_times_without_a_zone_are_utc() -> None:
         ({"modified_after": "yesterday"}, "not an ISO 8601"),
         ({"modified_after": "2026-11-02", "modified_before": "2026-11-01"}, "must be before"),
         ({"include": [""]}, "non-empty"),
+        ({"include": ["["]}, "opens a set with '\\[' at character 1 and never closes it"),
+        ({"exclude": ["logs/[!a"]}, "at character 6"),
+        ({"include": ["a[]b"]}, "never closes it"),  # ']' first is in the set: still open
     ],
 )
 def test_bad_filters_are_refused_with_what_to_fix(kwargs: dict[str, Any], message: str) -> None:
@@ -103,3 +106,8 @@ def test_describe_lists_only_what_is_set() -> None:
         "min_size": 1024,
         "modified_before": "2026-11-01T00:00:00+00:00",
     }
+
+
+@pytest.mark.parametrize("pattern", ["[[]x", "[!]]y", "[a-z]*.csv", "no sets"])
+def test_closed_sets_are_accepted(pattern: str) -> None:
+    build_selection(include=[pattern])

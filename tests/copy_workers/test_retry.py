@@ -5,7 +5,14 @@ from collections.abc import Callable
 
 import pytest
 
-from copy_workers.retry import KeyRetryPolicy, RetriesExhausted, call_with_retries
+from copy_core.classify import classify
+from copy_core.contract import CopyJob
+from copy_workers.retry import (
+    CauseBreaker,
+    KeyRetryPolicy,
+    RetriesExhausted,
+    call_with_retries,
+)
 from tests.fakes import client_error
 
 
@@ -84,3 +91,34 @@ def test_time_is_bounded() -> None:
 def test_backoff_stays_within_the_full_jitter_envelope(retry: int) -> None:
     policy = KeyRetryPolicy(base_s=0.5, cap_s=20.0, rng=random.Random(retry))
     assert 0.0 <= policy.backoff(retry) <= min(20.0, 0.5 * 2**retry)
+
+
+def test_the_breaker_gives_up_a_bucket_pair_only_after_a_deadline_of_failures() -> None:
+    clock = _Clock()
+    breaker = CauseBreaker(60.0, clock=lambda: clock.now)
+    gone, other = CopyJob("src", "deleted"), CopyJob("src", "fine")
+    error = classify(client_error("InternalError", 500, message="try again"))
+    breaker.failed(gone, error)
+    clock.now = 59.0
+    breaker.failed(gone, error)
+    assert not breaker.given_up(gone)
+    assert breaker.explain(gone, error) == error
+    clock.now = 60.0
+    assert breaker.given_up(gone) and not breaker.given_up(other)
+    explained = breaker.explain(gone, error).message
+    assert explained.startswith("try again") and "failed for 60 s: no more retries" in explained
+
+
+def test_one_success_resets_the_breaker() -> None:
+    clock = _Clock()
+    breaker = CauseBreaker(60.0, clock=lambda: clock.now)
+    job = CopyJob("src", "dst")
+    error = classify(client_error("SlowDown", 503))
+    breaker.failed(job, error)
+    clock.now = 50.0
+    breaker.succeeded(job)
+    breaker.failed(job, error)
+    clock.now = 100.0
+    assert not breaker.given_up(job)  # failing since 50 s, not since 0 s
+    clock.now = 110.0
+    assert breaker.given_up(job)

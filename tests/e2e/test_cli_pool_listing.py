@@ -73,6 +73,29 @@ def test_bad_input_found_by_the_worker_exits_2_with_its_message(
     assert not client.exists(RunKeys(run_id).run)  # nothing recorded, nothing dispatched
 
 
+def test_a_bad_manifest_row_found_by_the_worker_copies_nothing(
+    source, sw_s3, sw_worker: Worker, redis_srv: RedisServer, seaweed: str
+) -> None:
+    # The worker reads every row before the run is created: the 3,001st row fails the run
+    # with its row number, and none of the 3,000 good rows before it is copied.
+    bucket, expected = source
+    good = "".join(f"{bucket},{key}\n" for key in sorted(expected)) * 5
+    sw_s3.put_object(Bucket=bucket, Key="manifests/late-bad.csv", Body=f"{good}{bucket}\n")
+    sw_s3.create_bucket(Bucket="pool-bad-dst")
+    run_id = f"pool-row-{uuid.uuid4().hex[:8]}"
+    code, _, err = _copy(
+        redis_srv.url, seaweed, f"s3://{bucket}/", "s3://pool-bad-dst/out/",
+        "--manifest", f"s3://{bucket}/manifests/late-bad.csv", "--run-id", run_id,
+        "--timeout", "120",
+    )  # fmt: skip
+    assert code == 2, err
+    assert f"late-bad.csv row {5 * N_OBJECTS + 1}: expected bucket,key" in err
+    assert "Traceback" not in err
+    assert all_keys(sw_s3, "pool-bad-dst") == {}
+    client = redis.Redis.from_url(redis_srv.url, decode_responses=True)
+    assert not client.exists(RunKeys(run_id).run)
+
+
 @pytest.mark.parametrize("flag", [["--dry-run"], ["--endpoint-url", "http://127.0.0.1:1"]])
 def test_flags_about_this_process_s3_access_are_refused(
     flag: list[str], redis_srv: RedisServer, seaweed: str

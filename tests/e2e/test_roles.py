@@ -181,9 +181,11 @@ def test_copy_across_accounts_with_assumed_roles(accounts: Accounts, mode: str) 
 
 
 def test_credentials_are_refreshed_during_a_run(accounts: Accounts) -> None:
-    # The worker renews credentials 899 s before they expire and the sessions last 900 s:
-    # every role used is assumed again about every second of the run.
-    source, objects = seed(accounts, 300)
+    # The worker renews credentials 899 s before they expire and the sessions last 900 s, so
+    # a session is renewed once it is a second old. The run is capped at 40 requests a
+    # second and copies 120 objects (a request each at least): it lasts over 2 s on any
+    # machine, however fast, so at least one renewal must happen.
+    source, objects = seed(accounts, 120)
     dest = dest_bucket(accounts)
     run_id = f"refresh-{uuid.uuid4().hex[:8]}"
     done = run_cli(
@@ -193,6 +195,8 @@ def test_credentials_are_refreshed_during_a_run(accounts: Accounts) -> None:
         "--recursive",
         "--chunk-size",
         "20",
+        "--max-requests-per-second",
+        "40",
         "--run-id",
         run_id,
     )
