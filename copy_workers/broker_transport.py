@@ -8,15 +8,17 @@ selects this transport for the workers; producers keep kombu's own):
   (already popped: nothing of it was recorded as delivered) is logged and dropped, and the
   worker goes on. Pickles, unknown tasks and malformed arguments never get this far: Celery
   rejects them itself.
-- **a full Redis** (``maxmemory`` reached: OOM): recording a message as delivered fails, and
-  kombu stops the worker. Here the write is retried with backoff, for as long as
-  ``DELIVERY_RETRY_S``; the message is in this process's hands meanwhile.
+- **a full Redis** (``maxmemory`` reached: OOM): recording a message as delivered, or its
+  acknowledgement, fails, and kombu stops the worker ("Unrecoverable error"). Here the write is
+  retried with backoff, for as long as ``DELIVERY_RETRY_S``; the message is in this process's
+  hands meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -30,21 +32,46 @@ DELIVERY_RETRY_S = 600.0
 _NOT_A_MESSAGE = (ValueError, TypeError, AttributeError)  # JSON, base64, shape
 
 
+_REDIS_AWAY = (OutOfMemoryError, RedisConnectionError, RedisTimeoutError)
+
+
+def _until_written(what: str, write: Callable[[], None]) -> None:
+    """Run ``write``, retrying with backoff while Redis is full or away (DELIVERY_RETRY_S)."""
+    pause, deadline = 0.2, time.monotonic() + DELIVERY_RETRY_S
+    while True:
+        try:
+            write()
+            return
+        except _REDIS_AWAY as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning(f"cannot {what} yet; retrying", extra={"error": str(exc)})
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 class QoS(kombu_redis.QoS):
-    """Records deliveries as kombu does, retrying while Redis is full or away."""
+    """Records deliveries and acknowledgements as kombu does, retrying while Redis is full or
+    away; each write is idempotent (a ZADD/HSET or ZREM/HDEL by delivery tag), so a retry of
+    one that half-happened is safe."""
 
     def append(self, message: Any, delivery_tag: Any) -> None:
-        pause, deadline = 0.2, time.monotonic() + DELIVERY_RETRY_S
-        while True:
-            try:
-                super().append(message, delivery_tag)
-                return
-            except (OutOfMemoryError, RedisConnectionError, RedisTimeoutError) as exc:
-                if time.monotonic() >= deadline:
-                    raise
-                log.warning("cannot record a delivery yet; retrying", extra={"error": str(exc)})
-                time.sleep(pause)
-                pause = min(pause * 2, 10.0)
+        _until_written("record a delivery", lambda: super(QoS, self).append(message, delivery_tag))
+
+    def ack(self, delivery_tag: Any) -> None:
+        _until_written("acknowledge a delivery", lambda: super(QoS, self).ack(delivery_tag))
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        _until_written(
+            "reject a delivery", lambda: super(QoS, self).reject(delivery_tag, requeue=requeue)
+        )
+
+    def restore_visible(self, *args: Any, **kwargs: Any) -> None:
+        # Periodic (the visibility timeout's sweep): skipped while Redis is full, not retried.
+        try:
+            super().restore_visible(*args, **kwargs)
+        except _REDIS_AWAY as exc:
+            log.warning("skipped a visibility sweep", extra={"error": str(exc)})
 
 
 class Channel(kombu_redis.Channel):
