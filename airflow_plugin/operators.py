@@ -40,7 +40,7 @@ from copy_control.option_spec import (
     templated,
     with_options_signature,
 )
-from copy_control.request import CopyRequest
+from copy_control.request import CopyRequest, check_same_request
 from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
 from copy_core.aws.clients import ClientFactory
 from copy_core.broker import DEFAULT_REDIS_URL
@@ -163,6 +163,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         """The validated copy and how to run it; raises InvalidRequest with what to fix."""
         loc = self.locations()
         values = {option.name: self.option(option.name) for option in OPTIONS}
+        if values["list_in_pool"] is None:  # deferred, the slot is not held while listing
+            values["list_in_pool"] = self.deferrable
         return prepare(values, vars(loc), owner=owner)
 
     def option(self, name: str) -> Any:
@@ -187,7 +189,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         client = connect(url)
         try:
             store = RunStore(client)
-            run_id = current_run_id(client, run_id_for(context))
+            run_id = self._run_for(client, store, run_id_for(context), request)
             self._attached = (url, run_id)
             found = store.summary(run_id)
             if found is not None and found.is_final:
@@ -202,6 +204,31 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             return self._finish(client, self._wait(store, run_id, prepared))
         finally:
             client.close()
+
+    def _run_for(
+        self, client: redis.Redis, store: RunStore, base: str, request: CopyRequest
+    ) -> str:
+        """The run this try drives: its task instance's current one, checked to be this copy.
+
+        A run under that id holding another request (the task's arguments changed since it
+        started) is never re-attached to, and its summary never reported as this copy's: an
+        ended one is closed and the next generation starts; one still going fails the task.
+        """
+        run_id = current_run_id(client, base)
+        existing = store.run_hash(run_id)
+        try:
+            check_same_request(existing, request, run_id)
+        except InvalidRequest:
+            if not RunStatus(existing.get("status", RunStatus.RUNNING)).is_final:
+                raise AirflowFailException(
+                    f"Run {run_id} of this task instance is still copying another request "
+                    "(the task's arguments changed since it started): cancel it "
+                    f"(s3fanout cancel {run_id}) or let it end, then clear the task"
+                ) from None
+            self.log.info("Run %s ended and was another request: starting a new run", run_id)
+            close_run(client, run_id)
+            run_id = current_run_id(client, base)
+        return run_id
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
         """Resume after the trigger: validate its event, then report like ``execute``."""
@@ -359,15 +386,29 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
     def _client_factory(self) -> ClientFactory:
         """S3 clients for listing: the connection's credentials, or roles assumed from them.
 
+        Every client (S3, and STS for the roles) is built as the connection says: its
+        endpoint per service (``service_config``, else ``endpoint_url``), region, botocore
+        config (proxies included) and TLS verification, like the clients of AwsBaseHook.
         Listing threads and HeadObject threads share a client, hence a pool larger than
         boto3's 10.
         """
         hook = S3Hook(aws_conn_id=self.aws_conn_id)
+        connection = hook.conn_config
+
+        def service_options(service: str) -> dict[str, Any]:
+            options: dict[str, Any] = {
+                "endpoint_url": connection.get_service_endpoint_url(service),
+                "config": hook.config,
+            }
+            if hook.verify is not None:
+                options["verify"] = hook.verify
+            return options
+
         return ClientFactory(
             base_session=hook.get_session(),
-            endpoint_url=hook.conn_config.endpoint_url,
             region_name=hook.conn_region_name,
             max_pool_connections=64,
+            service_options=service_options,
         )
 
     # --- OpenLineage (used only when the OpenLineage provider is installed) ------------------

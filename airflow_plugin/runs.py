@@ -1,11 +1,13 @@
 """Which copy run a task instance drives, and how it lets go of it.
 
-A task instance's run id is derived from (dag, task, Airflow run, map index), so every try
-of it finds the same run: a retry after a crash, an eviction or a timeout re-attaches to the
-run instead of dispatching it again. Once the operator has reported a run's outcome (it
-returned the summary, or failed the task because keys failed or the run was cancelled), the
-run is *closed*: executing the task instance again (a user clears it) starts the next run,
-``<id>-g2``, ``<id>-g3``... instead of replaying an old summary forever.
+A task instance's run id is derived from (deployment, dag, task, Airflow run, map index), so
+every try of it finds the same run, and no other Airflow deployment sharing the pool (staging
+beside prod, 2.10 beside 3.x during a migration, with the same dag ids and run ids) can. A
+retry after a crash, an eviction or a timeout re-attaches to the run instead of dispatching it
+again, once the run is checked to be the same request. Once the operator has reported a run's
+outcome (it returned the summary, or failed the task because keys failed or the run was
+cancelled), the run is *closed*: executing the task instance again (a user clears it) starts
+the next run, ``<id>-g2``, ``<id>-g3``... instead of replaying an old summary forever.
 
 The current generation is one small Redis key next to the run's own keys, with the same TTL.
 """
@@ -16,6 +18,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_plugin.compat import conf
 from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import DEFAULT_TTL_S, RunStore, connect
 
@@ -39,12 +42,28 @@ return current
 def run_id_for(context: Any) -> str:
     """The base run id of a task instance: the same for every try.
 
-    Derived from dag, task, Airflow run and map index, so a retried task finds its run
-    again instead of starting another.
+    Derived from the deployment's namespace, dag, task, Airflow run and map index, so a
+    retried task finds its run again instead of starting another.
     """
     ti = context["ti"]
-    ident = f"{ti.dag_id}\0{ti.task_id}\0{ti.run_id}\0{getattr(ti, 'map_index', -1)}"
+    parts = (deployment_namespace(), ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+    ident = "\0".join(str(part) for part in parts)
     return f"af-{hashlib.sha256(ident.encode()).hexdigest()[:24]}"
+
+
+def deployment_namespace() -> str:
+    """What sets this Airflow deployment's run ids apart from another's in the same pool.
+
+    ``[s3fanout] run_namespace`` (``AIRFLOW__S3FANOUT__RUN_NAMESPACE``) when set: give it the
+    same value on every component of one deployment, and a different one per deployment.
+    Otherwise a digest of the metadata database's URL, which each deployment has of its own
+    (the URL itself, credentials included, never leaves this function).
+    """
+    configured = conf.get("s3fanout", "run_namespace", fallback="") or ""
+    if configured:
+        return configured
+    database = conf.get("database", "sql_alchemy_conn", fallback="") or ""
+    return "db:" + hashlib.sha256(database.encode()).hexdigest()[:16]
 
 
 def split_run_id(run_id: str) -> tuple[str, int]:

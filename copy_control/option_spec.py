@@ -167,10 +167,11 @@ OPTIONS: tuple[Option, ...] = (
         "list_in_pool",
         RUN,
         "a worker lists the source and dispatches the chunks; this process needs only Redis, "
-        "no AWS access",
+        "no AWS access (the operator's default: yes when deferrable, so that no slot is held "
+        "while a large source is listed)",
         "run",
         "bool",
-        False,
+        None,
     ),
     Option(
         "dry_run",

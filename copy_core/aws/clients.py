@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,12 +65,16 @@ class _AssumedRole(CredentialProvider):
 
 
 def assumed_role_session(
-    base: boto3.Session, identity: Identity, refresh_margin_s: int | None = None
+    base: boto3.Session,
+    identity: Identity,
+    refresh_margin_s: int | None = None,
+    sts_options: Mapping[str, Any] | None = None,
 ) -> boto3.Session:
     """A boto3 session whose credentials come from assuming ``identity.role_arn`` from ``base``.
 
     ``refresh_margin_s`` renews the credentials that long before they expire (botocore's
-    default: 15 minutes, and at the latest 10).
+    default: 15 minutes, and at the latest 10). ``sts_options``: what the STS client is
+    built with (an endpoint, a botocore config, TLS verification), as for any client.
     """
     assert identity.role_arn is not None
     extra: dict[str, Any] = {
@@ -79,8 +83,13 @@ def assumed_role_session(
     }
     if identity.external_id:
         extra["ExternalId"] = identity.external_id
+    options = dict(sts_options or {})
+
+    def sts_client(service_name: str, **kwargs: Any) -> Any:
+        return base.client(service_name, **{**options, **kwargs})  # type: ignore[call-overload]
+
     fetcher = AssumeRoleCredentialFetcher(
-        client_creator=base.client,
+        client_creator=sts_client,
         source_credentials=base.get_credentials(),
         role_arn=identity.role_arn,
         extra_args=extra,
@@ -123,8 +132,14 @@ class ClientFactory:
         base_session: boto3.Session | None = None,
         refresh_margin_s: int | None = None,
         on_throttle: Callable[[], None] | None = None,
+        service_options: Callable[[str], Mapping[str, Any]] | None = None,
     ) -> None:
+        """``service_options(service)``: more arguments for every client of that service (an
+        Airflow connection's endpoint per service, botocore config and TLS verification);
+        its ``config`` is merged over this factory's, and its ``endpoint_url`` (when not
+        None) replaces ``endpoint_url``."""
         self._on_throttle = on_throttle
+        self._service_options = service_options
         self._config = Config(
             max_pool_connections=max_pool_connections,
             retries={"mode": retry_mode, "total_max_attempts": max_attempts},
@@ -148,9 +163,7 @@ class ClientFactory:
         with self._lock:
             client = self._clients.get(identity)
             if client is None:
-                client = self._session(identity).client(
-                    "s3", config=self._config, endpoint_url=self._endpoint_url
-                )
+                client = self._session(identity).client("s3", **self._client_options("s3"))
                 if self._on_throttle is not None:
                     client.meta.events.register("needs-retry.s3", self._watch_throttling)
                 self._clients[identity] = client
@@ -158,6 +171,19 @@ class ClientFactory:
                     self._clients.popitem(last=False)
             self._clients.move_to_end(identity)
             return client
+
+    def _client_options(self, service: str) -> dict[str, Any]:
+        """The arguments every client of ``service`` this factory builds is made with."""
+        options: dict[str, Any] = {"config": self._config}
+        if service == "s3":  # --endpoint-url is S3's; other services follow boto3's own config
+            options["endpoint_url"] = self._endpoint_url
+        extra = dict(self._service_options(service)) if self._service_options else {}
+        config = extra.pop("config", None)
+        if config is not None:
+            options["config"] = self._config.merge(config)
+        if extra.get("endpoint_url") is None:
+            extra.pop("endpoint_url", None)
+        return options | extra
 
     def _watch_throttling(self, response: Any = None, **_: Any) -> None:
         """botocore hook on every response that may be retried: report S3's SlowDown.
@@ -177,7 +203,7 @@ class ClientFactory:
             return identity.role_arn
         if self._base_principal is None:
             try:
-                sts = self._session(identity).client("sts", config=self._config)
+                sts = self._session(identity).client("sts", **self._client_options("sts"))
                 self._base_principal = str(sts.get_caller_identity()["Arn"])
             except Exception:  # only ever used to word an error message
                 self._base_principal = "the worker's own identity"
@@ -206,7 +232,9 @@ class ClientFactory:
                 base = self._base or boto3.Session(region_name=self._region_name)
                 session = base
                 if identity.role_arn is not None:
-                    session = assumed_role_session(base, identity, self._refresh_margin_s)
+                    session = assumed_role_session(
+                        base, identity, self._refresh_margin_s, self._client_options("sts")
+                    )
                 self._sessions[identity] = session
                 if len(self._sessions) > MAX_CLIENTS:  # one per role and run: keep it bounded
                     self._sessions.popitem(last=False)

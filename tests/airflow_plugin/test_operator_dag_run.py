@@ -123,17 +123,18 @@ def test_mapped_prefixes_each_drive_a_run_and_a_downstream_task_adds_them_up(
 def test_more_failed_keys_than_max_failures_fail_the_task(
     worker: Worker, redis_srv: RedisServer, buckets, monkeypatch
 ) -> None:
-    _, src, _ = buckets
-    missing = f"af-missing-{uuid.uuid4().hex[:6]}"  # every copy fails: NoSuchBucket
-    env = {"source_bucket": src, "dest_bucket": missing, "redis_url": redis_srv.url}
-    env |= {"source_prefix": "data/1/", "max_failures": "4", "deferrable": "1"}
+    s3, src, dst = buckets
+    for i in range(10):  # archived: every copy fails (S3 copies only restored archives)
+        s3.put_object(Bucket=src, Key=f"archived/{i}.txt", Body=b"cold", StorageClass="GLACIER")
+    env = {"source_bucket": src, "dest_bucket": dst, "redis_url": redis_srv.url}
+    env |= {"source_prefix": "archived/", "max_failures": "4", "deferrable": "1"}
     dag_run = load_dag("s3fanout_test_prefix", monkeypatch, **env).test()
     assert not succeeded(dag_run)
     context = fake_context(dag_id=dag_run.dag_id, task_id="copy", run_id=dag_run.run_id)
     summary = RunStore(connect(redis_srv.url)).summary(run_id_for(context))
     assert summary is not None
     assert (summary.status, summary.objects_failed, summary.objects_copied) == ("failed", 10, 0)
-    assert summary.errors == {"NoSuchBucket": 10}
+    assert summary.errors == {"ObjectNotInActiveTierError": 10}
 
 
 def xcom_value(dag_run, task_id: str = "copy") -> Any:

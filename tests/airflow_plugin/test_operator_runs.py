@@ -17,7 +17,7 @@ import redis
 
 from airflow_plugin import S3CrossAccountCopyOperator, operators
 from airflow_plugin.compat import AirflowException, AirflowFailException
-from airflow_plugin.runs import current_run_id, run_id_for
+from airflow_plugin.runs import current_run_id, generation_key, run_id_for
 from copy_control.dispatch import runner
 from copy_control.dispatch.runner import DispatchReport
 from copy_core.contract import QUEUE, RunStatus, RunSummary
@@ -290,8 +290,9 @@ def test_killed_before_a_worker_lists_its_run_the_copy_never_starts(
             # found by the listing worker all the same), while the paused pool cannot list it.
             wait_until(lambda: op._attached is not None, 30, "the task to start its run")
             op.on_kill()  # no run yet: a worker has still to list it
+            status = status_of(store, run_id)  # read while the pool is paused: no race
             stopped.resume()
-            return status_of(store, run_id)
+            return status
 
         killer = InThread(kill_while_queued)
         with pytest.raises(AirflowFailException, match="was cancelled"):
@@ -305,3 +306,52 @@ def test_killed_before_a_worker_lists_its_run_the_copy_never_starts(
         0,
     )
     assert "Contents" not in s3.list_objects_v2(Bucket=dst)
+
+
+def test_a_run_id_another_copy_ended_under_is_never_reported_as_this_copy(
+    worker: Worker, redis_srv: RedisServer, store: RunStore, buckets
+) -> None:
+    # Another copy ran to its end under this task instance's run id (a deployment with the
+    # same ids sharing the pool, or this task with other arguments): the task copies its own
+    # request in the next generation instead of returning that copy's summary.
+    s3, src, dst = buckets
+    context = fake_context()
+    run_id = run_id_for(context)
+    other = make_operator(redis_srv.url, src, dst, dest_prefix="elsewhere/")
+    other._run_for = lambda client, store, base, request: run_id  # type: ignore[method-assign]
+    assert other.execute(context)["run_id"] == run_id
+    redis.Redis.from_url(redis_srv.url).delete(generation_key(run_id))  # as if never closed
+    summary = make_operator(redis_srv.url, src, dst).execute(context)
+    assert summary["run_id"] == f"{run_id}-g2"
+    copied = s3.list_objects_v2(Bucket=dst, Prefix="copied/").get("Contents", [])
+    assert summary["objects_copied"] == len(copied) == N
+
+
+def test_a_run_still_copying_another_request_fails_the_task_untouched(
+    worker: Worker, redis_srv: RedisServer, store: RunStore, buckets
+) -> None:
+    _, src, dst = buckets
+    context = fake_context()
+    run_id = run_id_for(context)
+    with paused(worker.process.pid):
+        with pytest.raises(AirflowException, match="had not ended"):
+            make_operator(redis_srv.url, src, dst, dest_prefix="other/", timeout=0.2).execute(
+                context
+            )
+        with pytest.raises(AirflowFailException, match="still copying another request"):
+            make_operator(redis_srv.url, src, dst).execute(context)
+        assert status_of(store, run_id) == RunStatus.RUNNING  # not cancelled, not closed
+    assert final(store, run_id).objects_copied == N
+
+
+def test_run_ids_are_scoped_to_the_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+    context = fake_context()
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://a@staging/airflow")
+    staging = run_id_for(context)
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://a@prod/airflow")
+    prod = run_id_for(context)
+    assert staging != prod and run_id_for(context) == prod  # stable within one deployment
+    monkeypatch.setenv("AIRFLOW__S3FANOUT__RUN_NAMESPACE", "team-a")
+    named = run_id_for(context)
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://a@moved/airflow")
+    assert run_id_for(context) == named not in (staging, prod)
