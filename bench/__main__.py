@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="concurrency",
         help="scale one worker's --concurrency, or start that many workers of 1 process",
     )
-    add("--latency-ms", type=float, default=20.0, help="delay per request, latency variant")
+    add(
+        "--latency-ms",
+        default="20",
+        help="delay per request of the latency variant; a sweep: 0,20,100,250 (default 20)",
+    )
     add("--large-objects", type=int, default=3, help="objects above the multipart threshold")
     add("--large-size", default="40MiB", help="their size, mixed variant (default 40MiB)")
     add("--multipart-threshold", default="16MiB", help="mixed variant, all tools (16MiB)")
@@ -102,7 +106,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         chunk_size=args.chunk_size,
         keys_in_flight=args.keys_in_flight,
         listing=args.listing,
-        latency_ms=args.latency_ms,
+        latency_ms=tuple(float(ms) for ms in _names(args.latency_ms)),
         large_objects=args.large_objects,
         large_size=parse_size(args.large_size, "--large-size"),
         multipart=Multipart(
@@ -194,7 +198,8 @@ def _bench(config: BenchConfig, workdir: Path, runs: list[dict[str, Any]]) -> st
         )
         try:
             for variant in config.variants:
-                _run_variant(stage, variant, url, datasets)
+                for name, latency_ms in config.runs_of(variant):
+                    _run_variant(stage, variant, name, latency_ms, url, datasets)
         except (VerificationError, ToolFailed) as exc:
             return str(exc)
     return None
@@ -224,26 +229,33 @@ def _seed(config: BenchConfig, s3: S3Client) -> dict[str, Dataset]:
     return datasets
 
 
-def _run_variant(stage: Stage, variant: str, url: str, datasets: dict[str, Dataset]) -> None:
+def _run_variant(
+    stage: Stage,
+    variant: str,
+    name: str,
+    latency_ms: float | None,
+    url: str,
+    datasets: dict[str, Dataset],
+) -> None:
     config = stage.config
     source = datasets["mixed" if variant == "mixed" else "small"]
     multipart = config.multipart if variant == "mixed" else None
     specs = tool_rows(config, variant)
-    with _endpoint(variant, url, config) as (endpoint, proxy):
+    with _endpoint(url, latency_ms) as (endpoint, proxy):
         schedule = build_schedule(specs, config.repeats)
         for number, (repeat, spec) in enumerate(schedule, 1):
-            slot = Slot(variant, repeat, spec, source, endpoint, multipart, proxy)
+            slot = Slot(name, repeat, spec, source, endpoint, multipart, proxy)
             record = run_slot(stage, slot)
             _progress(number, len(schedule), record)
 
 
 @contextlib.contextmanager
-def _endpoint(variant: str, url: str, config: BenchConfig) -> Iterator[tuple[str, Proxy | None]]:
+def _endpoint(url: str, latency_ms: float | None) -> Iterator[tuple[str, Proxy | None]]:
     """The URL the tools use: the server's, or (latency) a delaying proxy's in front of it."""
-    if variant != "latency":
+    if latency_ms is None:
         yield url, None
         return
-    with latency_proxy(url, config.latency_ms / 1000) as proxy:
+    with latency_proxy(url, latency_ms / 1000) as proxy:
         yield proxy.url, proxy
 
 
@@ -251,7 +263,7 @@ def _progress(number: int, total: int, record: dict[str, Any]) -> None:
     figures = report.derive(record)
     own = figures["incl_redis_ms"] if record["tool"] == "s3fanout" else figures["client_ms"]
     print(
-        f"[{number:>3}/{total}] {record['variant']:<8} {record['label']:<12} "
+        f"[{number:>3}/{total}] {record['variant']:<14} {record['label']:<12} "
         f"{record['wall_s']:7.2f} s {figures['objects_per_s']:7.0f} obj/s "
         f"client {own or 0:5.2f} ms/obj  server {figures['server_ms'] or 0:5.2f} ms/obj  "
         f"verified {record['verified']['objects']}",

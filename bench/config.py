@@ -77,7 +77,7 @@ class BenchConfig:
     chunk_size: int = 250
     keys_in_flight: int | None = None  # None: the worker's default
     listing: str = "pool"  # s3fanout copy --list-in-pool; or "cli": the CLI lists
-    latency_ms: float = 20.0
+    latency_ms: tuple[float, ...] = (20.0,)  # the latency variant: one row group each
     large_objects: int = 3
     large_size: int = 40 * MiB
     multipart: Multipart = field(default_factory=Multipart)
@@ -99,6 +99,15 @@ class BenchConfig:
             raise ValueError("--scaleout-by is 'concurrency' or 'instances'")
         if self.listing not in ("pool", "cli"):
             raise ValueError("--listing is 'pool' or 'cli'")
+        if not self.latency_ms or any(not 0 <= ms < 10_000 for ms in self.latency_ms):
+            raise ValueError("--latency-ms takes delays from 0 to 10000 ms, e.g. 0,20,100,250")
+
+    def runs_of(self, variant: str) -> list[tuple[str, float | None]]:
+        """The row groups a variant stands for, as (name, added latency in ms): the latency
+        variant is one group per delay of the sweep, named e.g. ``latency-100ms``."""
+        if variant != "latency":
+            return [(variant, None)]
+        return [(f"latency-{ms:g}ms", ms) for ms in self.latency_ms]
 
     @property
     def list_in_pool(self) -> bool:
