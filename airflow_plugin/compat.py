@@ -23,7 +23,6 @@ except ImportError:  # Airflow 2.10
     )
 
 from airflow.configuration import conf
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 # Resolves a connection without blocking the triggerer's event loop, on both versions
 # (a dependency of the amazon provider, so always installed beside it).
@@ -33,6 +32,17 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 # Airflow 3.x calls BaseTrigger.on_kill when a user kills a deferred task (mark failed or
 # success, clear); Airflow 2.10 only removes the trigger, which calls its cleanup().
 TRIGGERS_HAVE_ON_KILL = hasattr(BaseTrigger, "on_kill")
+
+
+def s3_hook(aws_conn_id: str | None) -> Any:
+    """The amazon provider's S3Hook for ``aws_conn_id``.
+
+    Imported on call: the triggerer imports this module (the trigger's), and S3Hook pulls in
+    the whole AWS provider, which would block its event loop for the better part of a second.
+    """
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: PLC0415
+
+    return S3Hook(aws_conn_id=aws_conn_id)
 
 
 def left_deferral(ti: Any) -> bool:
@@ -86,12 +96,12 @@ __all__ = [
     "BaseOperator",
     "BaseTrigger",
     "Context",
-    "S3Hook",
     "TriggerEvent",
     "conf",
     "get_async_connection",
     "left_deferral",
     "mask_secret",
     "openlineage_classes",
+    "s3_hook",
     "task",
 ]

@@ -18,8 +18,8 @@ from airflow_plugin.compat import (
     AirflowException,
     AirflowFailException,
     BaseOperator,
-    S3Hook,
     conf,
+    s3_hook,
 )
 from airflow_plugin.connections import RedisConnectionError, resolve_redis_url, url_has_secret
 from airflow_plugin.lineage import operator_lineage
@@ -392,7 +392,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         Listing threads and HeadObject threads share a client, hence a pool larger than
         boto3's 10.
         """
-        hook = S3Hook(aws_conn_id=self.aws_conn_id)
+        hook = s3_hook(self.aws_conn_id)
         connection = hook.conn_config
 
         def service_options(service: str) -> dict[str, Any]:

@@ -32,12 +32,22 @@ class ProgressLog:
         if not (due or summary.is_final):
             return
         self._last = now
-        self._log.info(
-            "Run %s %s: %d/%d objects done (%d failed), %d bytes copied",
-            summary.run_id,
-            summary.status,
-            objects_done(summary),
-            summary.objects_listed,
-            summary.objects_failed,
-            summary.bytes_copied,
-        )
+        self._log.info("%s", progress_line(summary))
+
+
+def progress_line(summary: RunSummary) -> str:
+    """``Run ID cancelled: 3,800/20,000 objects done: 3,800 copied, 16,200 cancelled; ...``.
+
+    Each outcome is named: a cancelled run's keys are done, and not copied.
+    """
+    outcomes = [
+        (summary.objects_copied, "copied"),
+        (summary.objects_skipped, "skipped"),
+        (summary.objects_failed, "failed"),
+        (summary.objects_cancelled, "cancelled"),
+    ]
+    named = ", ".join(f"{n:,} {what}" for n, what in outcomes if n) or "none yet"
+    return (
+        f"Run {summary.run_id} {summary.status}: {objects_done(summary):,}/"
+        f"{summary.objects_listed:,} objects done ({named}), {summary.bytes_copied:,} bytes copied"
+    )
