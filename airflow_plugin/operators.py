@@ -25,7 +25,7 @@ from airflow_plugin.connections import RedisConnectionError, resolve_redis_url, 
 from airflow_plugin.lineage import operator_lineage
 from airflow_plugin.locations import Locations, resolve_locations
 from airflow_plugin.progress import DEFAULT_PROGRESS_INTERVAL_S, ProgressLog
-from airflow_plugin.runs import cancel_run, close_run, current_run_id, run_id_for
+from airflow_plugin.runs import attach, cancel_run, close_run, run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger, listing_stopped
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
@@ -138,8 +138,9 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         self.poll_interval = poll_interval
         self.progress_interval = progress_interval
         self.cancel_on_kill = cancel_on_kill
-        # (redis URL, run id) of the run this task drives, for on_kill.
+        # (redis URL, run id) of the run this task drives, and the try, for on_kill.
         self._attached: tuple[str, str] | None = None
+        self._try = 1
 
     # Airflow reads the signature (default_args, partial/expand, the UI's docs): it shows the
     # copy options as keyword-only arguments, though __init__ takes them through **kwargs.
@@ -189,6 +190,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         client = connect(url)
         try:
             store = RunStore(client)
+            self._try = int(getattr(ti, "try_number", 1) or 1)
             run_id = self._run_for(client, store, run_id_for(context), request)
             self._attached = (url, run_id)
             found = store.summary(run_id)
@@ -214,7 +216,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         started) is never re-attached to, and its summary never reported as this copy's: an
         ended one is closed and the next generation starts; one still going fails the task.
         """
-        run_id = current_run_id(client, base)
+        run_id = attach(client, base, self._try)
         existing = store.run_hash(run_id)
         try:
             check_same_request(existing, request, run_id)
@@ -227,7 +229,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
                 ) from None
             self.log.info("Run %s ended and was another request: starting a new run", run_id)
             close_run(client, run_id)
-            run_id = current_run_id(client, base)
+            run_id = attach(client, base, self._try)
         return run_id
 
     def execute_complete(self, context: Any, event: Any = None) -> dict[str, Any]:
@@ -256,7 +258,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         if self._attached is None or not self.cancel_on_kill:
             return
         url, run_id = self._attached
-        status = cancel_run(url, run_id)
+        status = cancel_run(url, run_id, self._try)
         self.log.info("Run %s: cancellation requested (status %s)", run_id, status)
 
     def report(self, summary: RunSummary) -> dict[str, Any]:
@@ -333,6 +335,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             deadline=None if timeout is None else time.time() + timeout,
             cancel_on_kill=self.cancel_on_kill,
             listed_by_worker=prepared.list_in_pool,
+            try_number=self._try,
         )
         self.log.info(
             "Run %s: deferring until it ends (`s3fanout cancel %s` stops it)", run_id, run_id

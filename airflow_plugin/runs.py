@@ -66,6 +66,33 @@ def deployment_namespace() -> str:
     return "db:" + hashlib.sha256(database.encode()).hexdigest()[:16]
 
 
+# KEYS: generation pointer, driver. ARGV: the run's generation, try number, ttl. Attaches the
+# try to the run unless the run was closed (0: take the next generation instead).
+_ATTACH = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '1')
+if current ~= tonumber(ARGV[1]) then return 0 end
+local driver = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[2]) > driver then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[3]))
+end
+return 1
+"""
+
+# KEYS: generation pointer, driver. ARGV: the run's generation, try number, ttl. Closes the run
+# for a kill of that try, unless a later try attached to it (-1: the run is that try's now).
+_CLOSE_FOR_KILL = """
+local driver = tonumber(redis.call('GET', KEYS[2]) or '0')
+if driver > tonumber(ARGV[2]) then return -1 end
+local current = tonumber(redis.call('GET', KEYS[1]) or '1')
+if current == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], current + 1, 'EX', tonumber(ARGV[3]))
+end
+return 1
+"""
+
+SUPERSEDED = "superseded"  # cancel_run's answer when a later try drives the run
+
+
 def split_run_id(run_id: str) -> tuple[str, int]:
     """``(base run id, generation)`` of a run id made by ``current_run_id``."""
     match = _GENERATION.match(run_id)
@@ -96,16 +123,46 @@ def close_run(client: redis.Redis, run_id: str, ttl_s: int = DEFAULT_TTL_S) -> N
     client.eval(_CLOSE, 1, generation_key(base), generation, ttl_s)
 
 
-def cancel_run(redis_url: str, run_id: str) -> str | None:
+def attach(client: redis.Redis, base: str, try_number: int, ttl_s: int = DEFAULT_TTL_S) -> str:
+    """The run try ``try_number`` of the task instance drives, attached to it.
+
+    From then on, a kill of an earlier try (a clear of a deferred task: Airflow 3.x calls the
+    old trigger's on_kill, maybe after the new try started) leaves the run alone. A run that
+    such a kill closed first is not attached to: the try takes the next generation.
+    """
+    while True:
+        run_id = current_run_id(client, base, ttl_s)
+        if attach_to(client, run_id, try_number, ttl_s):
+            return run_id
+
+
+def attach_to(
+    client: redis.Redis, run_id: str, try_number: int, ttl_s: int = DEFAULT_TTL_S
+) -> bool:
+    """Attach try ``try_number`` to ``run_id``; False if the run was closed meanwhile."""
+    base, generation = split_run_id(run_id)
+    keys = (generation_key(base), RunKeys(run_id).airflow_driver)
+    return bool(client.eval(_ATTACH, 2, *keys, generation, try_number, ttl_s))
+
+
+def cancel_run(redis_url: str, run_id: str, try_number: int | None = None) -> str | None:
     """Stop ``run_id`` (queued chunks are dropped) and close it; the run's status after.
 
-    Blocking, on a connection of its own: it runs in a signal handler (``on_kill``) while the
-    task's main thread may be in the middle of a Redis call, or in a thread of a triggerer.
+    For a kill of try ``try_number``: a run a later try has attached to is that try's, and is
+    left alone (``SUPERSEDED``). The run is closed first, so that no try attaches to it while
+    it is being cancelled. Blocking, on a connection of its own: it runs in a signal handler
+    (``on_kill``) while the task's main thread may be in the middle of a Redis call, or in a
+    thread of a triggerer.
     """
     client = connect(redis_url, timeout_s=5.0)
     try:
-        status = RunStore(client).request_cancel(run_id)
-        close_run(client, run_id)
-        return status
+        if try_number is None:
+            close_run(client, run_id)
+        else:
+            base, generation = split_run_id(run_id)
+            keys = (generation_key(base), RunKeys(run_id).airflow_driver)
+            if client.eval(_CLOSE_FOR_KILL, 2, *keys, generation, try_number, DEFAULT_TTL_S) == -1:
+                return SUPERSEDED
+        return RunStore(client).request_cancel(run_id)
     finally:
         client.close()

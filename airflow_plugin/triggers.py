@@ -110,6 +110,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         deadline: float | None = None,
         cancel_on_kill: bool = True,
         listed_by_worker: bool = False,
+        try_number: int | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         if bool(redis_conn_id) == bool(redis_url):
@@ -127,6 +128,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         self.deadline = deadline
         self.cancel_on_kill = cancel_on_kill
         self.listed_by_worker = listed_by_worker
+        self.try_number = try_number  # the deferred try: its kill spares a later try's run
         self._event_sent = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -141,6 +143,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
                 "listed_by_worker": self.listed_by_worker,
+                "try_number": self.try_number,
             },
         )
 
@@ -177,7 +180,7 @@ class S3FanoutRunTrigger(BaseTrigger):  # type: ignore[misc,unused-ignore]
         if not self.cancel_on_kill:
             return
         url = await aresolve_redis_url(self.redis_conn_id, self.redis_url)
-        status = await asyncio.to_thread(cancel_run, url, self.run_id)
+        status = await asyncio.to_thread(cancel_run, url, self.run_id, self.try_number)
         self.log.info("Run %s: cancellation requested (status %s)", self.run_id, status)
 
     async def _wait(self) -> RunEvent:

@@ -139,6 +139,12 @@ class RunKeys:
         """
         return f"{self.base}:airflow-generation"
 
+    @property
+    def airflow_driver(self) -> str:
+        """String: the latest try of an Airflow task instance that attached to this run
+        (airflow_plugin.runs); a kill of an earlier try leaves the run alone."""
+        return f"{self.base}:airflow-driver"
+
     def split(self, chunk_id: str, index: int) -> str:
         """Hash: the state of a large object split across workers (upload id, plan, flags)."""
         return f"{self.base}:split:{chunk_id}:{index}"

@@ -6,9 +6,11 @@ task instance), and pause the worker process (SIGSTOP) to hold a run in progress
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -355,3 +357,47 @@ def test_run_ids_are_scoped_to_the_deployment(monkeypatch: pytest.MonkeyPatch) -
     named = run_id_for(context)
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://a@moved/airflow")
     assert run_id_for(context) == named not in (staging, prod)
+
+
+def _try(context: dict[str, Any], number: int) -> dict[str, Any]:
+    """The context of another try of the same task instance."""
+    return {"ti": SimpleNamespace(**(vars(context["ti"]) | {"try_number": number}))}
+
+
+def _deferred(op: S3CrossAccountCopyOperator, context: dict[str, Any]) -> Any:
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    return deferred.value.trigger
+
+
+@pytest.mark.parametrize("kill", ["after the new try attached", "before the new try started"])
+def test_a_cleared_deferred_task_ends_in_one_outcome_whenever_the_old_kill_lands(
+    worker: Worker, redis_conn_id: str, store: RunStore, buckets, kill: str
+) -> None:
+    # A clear of a deferred task on Airflow 3.x: the old trigger's on_kill comes from the
+    # triggerer a moment after the clear, before or after the new try has started.
+    s3, src, dst = buckets
+    first = fake_context(try_number=1)
+    base = run_id_for(first)
+
+    def deferrable() -> S3CrossAccountCopyOperator:
+        return make_operator(None, src, dst, redis_conn_id=redis_conn_id, deferrable=True)
+
+    with paused(worker.process.pid) as stopped:
+        old_trigger = _deferred(deferrable(), first)
+        if kill == "before the new try started":
+            asyncio.run(old_trigger.on_kill())
+        new = deferrable()
+        new_trigger = _deferred(new, _try(first, 2))
+        if kill == "after the new try attached":
+            asyncio.run(old_trigger.on_kill())
+        stopped.resume()
+    summary = new.execute_complete(_try(first, 2), event=run_trigger(new_trigger).payload)
+    assert (summary["status"], summary["objects_copied"]) == (RunStatus.SUCCEEDED, N)
+    copied = s3.list_objects_v2(Bucket=dst, Prefix="copied/")["Contents"]
+    assert len(copied) == N
+    if kill == "after the new try attached":  # the new try drives the run the old one began
+        assert summary["run_id"] == base
+    else:  # the old run was cancelled first: the new try drives the next generation
+        assert summary["run_id"] == f"{base}-g2"
+        assert final(store, base).status == RunStatus.CANCELLED

@@ -75,6 +75,7 @@ def test_serialize_is_the_classpath_and_plain_kwargs() -> None:
             "deadline": 1800000000.5,
             "cancel_on_kill": True,
             "listed_by_worker": False,
+            "try_number": None,
         },
     )
 
