@@ -75,17 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = stack.enter_context(seaweed_server(data))
         server = stack.enter_context(redis_server(work / "redis"))
         s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-        seeded = _seed(url, s3, args, data, work)
-        stack.enter_context(_worker(args.code, server.url, url, work))
+        seeded = seed_source(url, s3, args, data, work)
+        stack.enter_context(start_worker(args.code, server.url, url, work))
         # Unmeasured: every pool process builds its clients on its first chunk.
         for _ in range(3):
-            _cli(
+            start_copy(
                 args.code, server.url, url, SMALL_PREFIX, f"warm-up-{time.time_ns()}"
             ).wait_summary()
         results = {
             "seeded": seeded,
             "code": str(args.code),
-            "commit": _commit(args.code),
+            "commit": commit_of(args.code),
             "small alone": _small_alone(args, server.url, url),
             "large alone": _large_alone(args, server.url, url),
             "small beside large": _beside(args, server.url, url),
@@ -101,16 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- the three measurements -------------------------------------------------------------------
 def _small_alone(args: argparse.Namespace, redis_url: str, url: str) -> dict[str, Any]:
     started = time.monotonic()
-    summary = _cli(
+    summary = start_copy(
         args.code, redis_url, url, SMALL_PREFIX, f"small-{time.time_ns()}"
     ).wait_summary()
     return {"seconds": round(time.monotonic() - started, 2), "copied": summary["objects_copied"]}
 
 
 def _large_alone(args: argparse.Namespace, redis_url: str, url: str) -> dict[str, Any]:
-    with _memory(redis_url) as memory:
+    with redis_memory(redis_url) as memory:
         started = time.monotonic()
-        summary = _cli(args.code, redis_url, url, PREFIX, f"large-{time.time_ns()}").wait_summary()
+        summary = start_copy(
+            args.code, redis_url, url, PREFIX, f"large-{time.time_ns()}"
+        ).wait_summary()
         seconds = time.monotonic() - started
     return {
         "seconds": round(seconds, 1),
@@ -123,13 +125,13 @@ def _large_alone(args: argparse.Namespace, redis_url: str, url: str) -> dict[str
 def _beside(args: argparse.Namespace, redis_url: str, url: str) -> dict[str, Any]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     large_id = f"large-{time.time_ns()}"
-    with _memory(redis_url) as memory:
-        large = _cli(args.code, redis_url, url, PREFIX, large_id)
+    with redis_memory(redis_url) as memory:
+        large = start_copy(args.code, redis_url, url, PREFIX, large_id)
         while _copied(client, large_id) < args.head_start:
             time.sleep(0.1)
         at_start = _copied(client, large_id)
         started = time.monotonic()
-        summary = _cli(
+        summary = start_copy(
             args.code, redis_url, url, SMALL_PREFIX, f"small-{time.time_ns()}"
         ).wait_summary()
         seconds = time.monotonic() - started
@@ -156,7 +158,10 @@ def _env(code: Path, endpoint: str) -> dict[str, str]:
 
 
 @contextmanager
-def _worker(code: Path, redis_url: str, endpoint: str, work: Path) -> Iterator[None]:
+def start_worker(
+    code: Path, redis_url: str, endpoint: str, work: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``s3fanout worker --concurrency 2`` of ``code``, until the context ends."""
     log = open(work / "worker.log", "wb")  # noqa: SIM115 - as long as the worker
     argv = [sys.executable, "-m", "copy_workers", "--redis-url", redis_url, "--concurrency", "2"]
     proc = subprocess.Popen(
@@ -168,7 +173,7 @@ def _worker(code: Path, redis_url: str, endpoint: str, work: Path) -> Iterator[N
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((work / "worker.log").read_text()[-3000:])
             time.sleep(0.2)
-        yield
+        yield proc
     finally:
         stop_process(proc)
         log.close()
@@ -187,7 +192,7 @@ class _Copy:
         return dict(json.loads(out)) if out.strip() else {}
 
 
-def _cli(code: Path, redis_url: str, endpoint: str, prefix: str, run_id: str) -> _Copy:
+def start_copy(code: Path, redis_url: str, endpoint: str, prefix: str, run_id: str) -> _Copy:
     argv = [
         sys.executable,
         "-m",
@@ -246,7 +251,7 @@ class _Memory:
 
 
 @contextmanager
-def _memory(redis_url: str) -> Iterator[_Memory]:
+def redis_memory(redis_url: str) -> Iterator[_Memory]:
     memory = _Memory(redis_url)
     memory._thread.start()
     try:
@@ -257,7 +262,9 @@ def _memory(redis_url: str) -> Iterator[_Memory]:
 
 
 # --- set-up and output ------------------------------------------------------------------------
-def _seed(url: str, s3: Any, args: argparse.Namespace, data: Path, work: Path) -> dict[str, Any]:
+def seed_source(
+    url: str, s3: Any, args: argparse.Namespace, data: Path, work: Path
+) -> dict[str, Any]:
     marker = data / MARKER
     if marker.exists() and json.loads(marker.read_text()).get("objects") == args.objects:
         return {**json.loads(marker.read_text()), "reused": True}
@@ -269,7 +276,7 @@ def _seed(url: str, s3: Any, args: argparse.Namespace, data: Path, work: Path) -
     return {**seeded, "reused": False}
 
 
-def _commit(code: Path) -> str:
+def commit_of(code: Path) -> str:
     done = subprocess.run(
         ["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
         capture_output=True,

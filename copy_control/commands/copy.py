@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import socket
 import sys
 import uuid
@@ -147,7 +148,8 @@ def _start_and_wait(
     def announce() -> None:
         if not announced:
             announced.append(True)
-            print(f"s3fanout: run {run_id}", file=sys.stderr)
+            print(f"s3fanout: run {run_id}", file=sys.stderr, flush=True)
+            _exit_on_interrupt(run_id)
 
     with logs.bound(run_id):
         try:
@@ -168,19 +170,32 @@ def _start_and_wait(
         except (RunTimeout, ListingFailed, RunLost) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
             return EXIT_FAILED
-        except KeyboardInterrupt:
-            if not announced:  # interrupted before the run was recorded: nothing to follow
-                print("s3fanout: interrupted before the run started", file=sys.stderr)
-                return EXIT_INTERRUPTED
-            print(
-                f"s3fanout: interrupted; run {run_id} goes on in the pool. Follow it with "
-                f"`s3fanout status {run_id}`, resume waiting (and listing) by repeating this "
-                f"command with --run-id {run_id}, or stop it with `s3fanout cancel {run_id}`",
-                file=sys.stderr,
-            )
+        except KeyboardInterrupt:  # before the run was recorded: nothing to follow
+            print("s3fanout: interrupted before the run started", file=sys.stderr)
             return EXIT_INTERRUPTED
     print_summary(summary, as_json=args.json)
     return EXIT_OK if summary.status == RunStatus.SUCCEEDED else EXIT_FAILED
+
+
+def _exit_on_interrupt(run_id: str) -> None:
+    """Once the run is recorded, Ctrl-C ends this command at once, saying how to go on.
+
+    The run lives in Redis and the pool, not in this process: nothing here needs unwinding
+    (a listing's cursors are saved as it goes), and unwinding a KeyboardInterrupt through the
+    listing threads and the broker's connection can leave the command waiting on them. So
+    the handler writes its line with one system call and leaves with os._exit.
+    """
+    message = (
+        f"\ns3fanout: interrupted; run {run_id} goes on in the pool. Follow it with "
+        f"`s3fanout status {run_id}`, resume waiting (and listing) by repeating this command "
+        f"with --run-id {run_id}, or stop it with `s3fanout cancel {run_id}`\n"
+    ).encode()
+
+    def leave(signum: int, frame: object) -> None:
+        os.write(sys.stderr.fileno(), message)
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, leave)
 
 
 def _refuse_a_cancelled_run(store: RunStore, run_id: str) -> None:

@@ -234,15 +234,16 @@ def test_cancel_mid_chunk_stops_after_the_keys_in_flight(s3, store: RunStore) ->
 
 
 def test_the_window_spans_chunks(s3, store: RunStore) -> None:
-    # The first chunk's last key blocks; the second chunk's keys copy meanwhile, in the same
-    # window: the process took the next chunk before the first had drained.
+    # The first chunk's last key blocks; the second chunk's keys start meanwhile, in the same
+    # window: the process took the next chunk before the first had drained. (The second's
+    # last key blocks too, so that neither chunk can have ended when they are counted.)
     first = _chunk(s3, store, 3, chunk_id="a")
     second = _chunk(s3, store, 3, chunk_id="b", run_id=first.run_id)
     release, started = threading.Event(), []
 
     def copy(item: CopyItem, requests: RequestLog) -> CopyReport:
         started.append(item.source_key)
-        if item is first.items[-1]:
+        if item is first.items[-1] or item is second.items[-1]:
             release.wait(30)
         return CopyReport(KeyStatus.COPIED)
 

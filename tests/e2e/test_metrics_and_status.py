@@ -245,8 +245,10 @@ class Terminal:
 
 
 def updates(screen: str) -> list[str]:
-    """The successive states of the first line, redrawn after carriage returns."""
-    line = screen.split("\n", 1)[0]  # the terminal shows a newline as "\r\n"
+    """The successive states of the progress line, redrawn after carriage returns (the line
+    after the run id's, if the command printed it)."""
+    lines = screen.split("\n")  # the terminal shows a newline as "\r\n"
+    line = lines[1] if lines[0].startswith("s3fanout: run ") and len(lines) > 1 else lines[0]
     return [part.removesuffix("\x1b[K") for part in line.split("\r")[1:] if part]
 
 
@@ -390,6 +392,7 @@ def test_copy_draws_the_bar_on_stderr_when_it_is_a_terminal(
     shown = Terminal(s3fanout("copy", *base), cli_env(seaweed), stream="stderr")
     code, screen, stdout = shown.finish()
     assert code == 0, screen
+    assert screen.startswith("s3fanout: run cli-"), screen  # the run id first
     assert "\r" in screen and "100.0%" in updates(screen)[-1], screen
     assert stdout.startswith("succeeded:"), stdout  # the summary on stdout, as before
 
