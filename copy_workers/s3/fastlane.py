@@ -220,7 +220,10 @@ class LaneDriver:
         self.window = window
         self.policy = policy
         self.breaker = breaker
-        self.events: queue.SimpleQueue[_Event] = queue.SimpleQueue()
+        # queue.Queue, not SimpleQueue: CPython 3.11's SimpleQueue.get(timeout=...) can turn
+        # a deadline just passed into a negative wait, which blocks for ever (seen as a lane
+        # stalled with keys ready and none in flight, under a rate cap's short waits).
+        self.events: queue.Queue[_Event] = queue.Queue()
         self._submitted: queue.SimpleQueue[_Key] = queue.SimpleQueue()
         self.ready: deque[_Key] = deque()
         self.waiting: list[tuple[float, int, _Key]] = []  # (due, sequence, key): retries
