@@ -45,7 +45,7 @@ from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_f
 from copy_core.aws.clients import ClientFactory
 from copy_core.broker import DEFAULT_REDIS_URL
 from copy_core.contract import RunStatus, RunSummary
-from copy_core.runs.store import RunStore, connect
+from copy_core.runs.store import RunGone, RunStore, connect
 
 if TYPE_CHECKING:
     import redis
@@ -314,6 +314,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             report = start_run(request, run_id, s3, store, producer_app(url), prepared.controls)
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
+        except RunGone as exc:  # lost while listing: a retry starts the copy again
+            raise AirflowException(str(RunLost(run_id))) from exc
         what = "re-attached to the run in progress" if resuming else "started"
         self.log.info("Run %s %s: %d chunks dispatched", run_id, what, report.chunks_sent)
 

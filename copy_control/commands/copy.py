@@ -45,7 +45,7 @@ from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_f
 from copy_control.s3url import parse_s3_url
 from copy_core import logs
 from copy_core.contract import RunStatus
-from copy_core.runs.store import RunStore
+from copy_core.runs.store import RunGone, RunStore
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -169,6 +169,9 @@ def _start_and_wait(
                 )
         except (RunTimeout, ListingFailed, RunLost) as exc:
             print(f"s3fanout: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except RunGone:  # lost while this process listed it
+            print(f"s3fanout: {RunLost(run_id)}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt:  # before the run was recorded: nothing to follow
             print("s3fanout: interrupted before the run started", file=sys.stderr)

@@ -27,7 +27,7 @@ from copy_core.broker import send_task
 from copy_core.contract import LIST_TASK_NAME, ContractError, canonical_json
 from copy_core.runs.controls import InvalidControl, RunControls
 from copy_core.runs.leases import LISTING, LeaseStore
-from copy_core.runs.store import QUEUE_PATIENCE_S, RunStore
+from copy_core.runs.store import QUEUE_PATIENCE_S, RunGone, RunStore
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -100,6 +100,8 @@ def list_run(
             return
         s3 = clients.s3(request.listing_identity(run_id))
         report = start_run(request, run_id, s3, store, app, controls)
+    except RunGone:  # nothing to record it in: the waiting side finds the run lost
+        log.warning("listing stopped: the run's state is gone from Redis")
     except InvalidRequest as exc:
         log.warning("run not listed: bad input", extra={"reason": str(exc)})
         store.record_listing_error(run_id, str(exc), bad_input=True)

@@ -35,6 +35,7 @@ FAILURES_READ = 100
 QUEUE_PATIENCE_S = 900.0
 
 _CREATE = script("create", with_finalize=True)
+_SAVE_LISTING = script("save_listing")
 _TAKE = script("take", with_finalize=True)
 _REGISTER_CHUNK = script("register_chunk", with_finalize=True)
 _FINISH_LISTING = script("finish_listing", with_finalize=True)
@@ -115,6 +116,15 @@ def connect(url: str, timeout_s: float = 10.0, retries: int = 12) -> redis.Redis
     )
 
 
+class RunGone(RuntimeError):
+    """The run's state is no longer in Redis (a Redis restarted without persistence, flushed,
+    or evicting keys): nothing of it can be recorded any more."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"the state of run {run_id} is gone from Redis")
+        self.run_id = run_id
+
+
 class RunStore:
     """Reads and writes the state of copy runs in Redis."""
 
@@ -124,6 +134,7 @@ class RunStore:
         self._create = client.register_script(_CREATE)
         self._register = client.register_script(_REGISTER_CHUNK)
         self._finish = client.register_script(_FINISH_LISTING)
+        self._save_listing = client.register_script(_SAVE_LISTING)
         self._cancel = client.register_script(_CANCEL)
         self._record = client.register_script(_RECORD)
         self._take = client.register_script(_TAKE)
@@ -227,15 +238,17 @@ class RunStore:
         """Record listing progress (partitions, cursors) and set listing counters, atomically.
 
         Counters are absolute values (HSET, not HINCRBY): a dispatcher that resumes recomputes
-        them from the saved cursors, so repeating a write never counts anything twice.
+        them from the saved cursors, so repeating a write never counts anything twice. RunGone
+        if the run's state is no longer in Redis: the listing has nothing left to list for.
         """
         keys = RunKeys(run_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(keys.listing, mapping={name: value for name, value in fields.items()})
-        if counters:
-            pipe.hset(keys.run, mapping={name: value for name, value in counters.items()})
-        pipe.expire(keys.listing, self._ttl)
-        pipe.execute()
+        args: list[str | int] = [
+            self._ttl,
+            json.dumps(dict(fields)),
+            json.dumps({name: str(value) for name, value in (counters or {}).items()}),
+        ]
+        if not self._save_listing(keys=[keys.run, keys.listing], args=args):
+            raise RunGone(run_id)
 
     def listing(self, run_id: str) -> dict[str, str]:
         """What ``save_listing`` recorded for the run (empty if nothing yet)."""

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -182,6 +183,19 @@ def test_copy_over_tls_with_an_acl_user(
         check_copied(accounts, dest, objects, tags=False)
         for text in (accounts.worker.log_text(), done.stdout, done.stderr):
             assert REDIS_PASSWORD not in text
+        # `ps`: the worker's command line and Celery's process titles, main and pool children.
+        shown = [_command_line(pid) for pid in _process_tree(accounts.worker.process.pid)]
+        assert len(shown) >= 2 and any("redis" in line for line in shown), shown
+        assert not any(REDIS_PASSWORD in line for line in shown), shown
+
+
+def _process_tree(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in _process_tree(int(child)))]
+
+
+def _command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def test_plain_redis_clients_are_refused_by_the_tls_server(tls_redis: RedisServer) -> None:

@@ -57,7 +57,7 @@ def deployment(
         "AIRFLOW_CONN_S3FANOUT_REDIS": json.dumps(redis_conn),
         "AIRFLOW__S3FANOUT__RUN_NAMESPACE": NAMESPACE,
     }
-    dags = Path(__file__).parent / "dags"
+    dags = Path(__file__).parent / "deploy_dags"
     with airflow_deployment(tmp_path_factory.mktemp("airflow-home"), dags, env) as found:
         found.wait_for_dag(DAG_ID)
         yield found
