@@ -140,9 +140,14 @@ def attach_to(
     client: redis.Redis, run_id: str, try_number: int, ttl_s: int = DEFAULT_TTL_S
 ) -> bool:
     """Attach try ``try_number`` to ``run_id``; False if the run was closed meanwhile."""
-    base, generation = split_run_id(run_id)
-    keys = (generation_key(base), RunKeys(run_id).airflow_driver)
+    keys, generation = _pointer_and_driver(run_id)
     return bool(client.eval(_ATTACH, 2, *keys, generation, try_number, ttl_s))
+
+
+def _pointer_and_driver(run_id: str) -> tuple[tuple[str, str], int]:
+    """The keys of ``_ATTACH`` and ``_CLOSE_FOR_KILL`` for ``run_id``, and its generation."""
+    base, generation = split_run_id(run_id)
+    return (generation_key(base), RunKeys(run_id).airflow_driver), generation
 
 
 def cancel_run(redis_url: str, run_id: str, try_number: int | None = None) -> str | None:
@@ -159,8 +164,7 @@ def cancel_run(redis_url: str, run_id: str, try_number: int | None = None) -> st
         if try_number is None:
             close_run(client, run_id)
         else:
-            base, generation = split_run_id(run_id)
-            keys = (generation_key(base), RunKeys(run_id).airflow_driver)
+            keys, generation = _pointer_and_driver(run_id)
             if client.eval(_CLOSE_FOR_KILL, 2, *keys, generation, try_number, DEFAULT_TTL_S) == -1:
                 return SUPERSEDED
         return RunStore(client).request_cancel(run_id)

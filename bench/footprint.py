@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -28,14 +27,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import boto3
-
-from bench import install
-from bench.config import RESULTS_ROOT
 from bench.listing import PREFIX
-from bench.pool import commit_of, redis_memory, seed_source, start_copy, start_worker
+from bench.pool import (
+    commit_of,
+    redis_memory,
+    results_dir,
+    seeded_servers,
+    start_copy,
+    start_worker,
+)
 from bench.proxy import latency_proxy
-from devstack.servers import AWS_TEST_ENV, REPO, redis_server, seaweed_server
+from devstack.servers import REPO
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,19 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name, value in AWS_TEST_ENV.items():
-        os.environ.setdefault(name, value)
-    install.ensure_bench_venv()
-    out = RESULTS_ROOT / f"footprint-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir("footprint")
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-footprint-")))
-        data = args.data_dir or work / "seaweed"
-        url = stack.enter_context(seaweed_server(data))
-        server = stack.enter_context(redis_server(work / "redis"))
-        seed_source(
-            url, boto3.client("s3", endpoint_url=url, region_name="us-east-1"), args, data, work
-        )
+        work, url, server, _ = seeded_servers(stack, "footprint", args)
         proxy = stack.enter_context(latency_proxy(url, args.latency_ms / 1000))
         worker = stack.enter_context(start_worker(REPO, server.url, proxy.url, work))
         sampler = _Sampler(worker.pid)

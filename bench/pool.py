@@ -45,7 +45,14 @@ import redis
 from bench import install
 from bench.config import RESULTS_ROOT
 from bench.listing import BUCKET, PREFIX, seed
-from devstack.servers import AWS_TEST_ENV, REPO, redis_server, seaweed_server, stop_process
+from devstack.servers import (
+    AWS_TEST_ENV,
+    REPO,
+    RedisServer,
+    redis_server,
+    seaweed_server,
+    stop_process,
+)
 
 SMALL_PREFIX = "small/"
 DEST = "bench-pool-dest"
@@ -64,18 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for name, value in AWS_TEST_ENV.items():
-        os.environ.setdefault(name, value)
-    install.ensure_bench_venv()
-    out = RESULTS_ROOT / f"pool-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir("pool")
     with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pool-")))
-        data = args.data_dir or work / "seaweed"
-        url = stack.enter_context(seaweed_server(data))
-        server = stack.enter_context(redis_server(work / "redis"))
-        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-        seeded = seed_source(url, s3, args, data, work)
+        work, url, server, seeded = seeded_servers(stack, "pool", args)
         stack.enter_context(start_worker(args.code, server.url, url, work))
         # Unmeasured: every pool process builds its clients on its first chunk.
         for _ in range(3):
@@ -96,6 +94,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     print(f"results in {out}")
     return 0
+
+
+def results_dir(name: str) -> Path:
+    """``bench/results/<name>-<time>/``, created; the environment the harness runs in set up."""
+    for key, value in AWS_TEST_ENV.items():
+        os.environ.setdefault(key, value)
+    install.ensure_bench_venv()
+    out = RESULTS_ROOT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def seeded_servers(
+    stack: ExitStack, name: str, args: argparse.Namespace
+) -> tuple[Path, str, RedisServer, dict[str, Any]]:
+    """SeaweedFS (``args.data_dir`` kept, seeded once) and a redis-server, until ``stack``
+    closes: (work directory, S3 URL, Redis, what was seeded)."""
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
+    data = args.data_dir or work / "seaweed"
+    url = stack.enter_context(seaweed_server(data))
+    server = stack.enter_context(redis_server(work / "redis"))
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
+    return work, url, server, seed_source(url, s3, args, data, work)
 
 
 # --- the three measurements -------------------------------------------------------------------
