@@ -164,8 +164,8 @@ class ManifestSource:
 
     def check(self) -> None:
         """Read manifest.json (if any) and every row of every data file, so that a bad row
-        fails the run before anything is copied. Streamed, without HEADs: next to the copy
-        it is cheap (bench/manifest_check.py measures it)."""
+        fails the run before anything is copied. Streamed, without HEADs; the rows are read
+        again as the listing dispatches them (a second pass, not measured yet)."""
         bucket, key = self.location
         self._files = manifest_files(self.client, bucket, key, self.source_bucket)
         for _ in self._pool.map(self._check_file, self._files):
