@@ -23,6 +23,12 @@ Faults happen before the request is forwarded (the upstream never sees it), unle
 client gets the fault instead (a copy that happened although the client saw it fail). An
 injected error reads the request's body first (sending ``100 Continue`` if the client waits for
 it), so the connection stays usable, as after any other error response.
+
+Two optional hooks let a caller emulate server behaviour on top of the relay (devstack's
+s3_semantics does S3's regions and requester pays with them): a ``responder`` sees each request
+that no fault took and may answer it itself (an ``Answer``, sent the way an injected error is),
+and ``response_headers`` names fields to set on the upstream's response head before it is
+relayed. Neither touches the request, so signatures still hold.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +111,51 @@ class Request:
     def bucket(self) -> str:
         """The bucket of a path-style request (what botocore sends to an ``endpoint_url``)."""
         return self.path.lstrip("/").split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response the proxy sends itself instead of forwarding the request.
+
+    The proxy adds Content-Length, Date and (if the client asked to close) Connection, and
+    sends no body to a HEAD.
+    """
+
+    status: str  # the status line's code and reason, e.g. "403 Forbidden"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+
+Responder = Callable[[Request], Answer | None]
+"""Given a request no fault took: an Answer to send instead of forwarding it, or None."""
+
+ResponseHeaders = Callable[[Request, int], Iterable[tuple[str, str]]]
+"""Given a forwarded request and the upstream's final status: fields to set on the response
+(each replaces the upstream's fields of that name, if it sent any)."""
+
+
+def error_answer(
+    status: str,
+    code: str,
+    message: str,
+    *,
+    details: Iterable[tuple[str, str]] = (),
+    headers: Iterable[tuple[str, str]] = (),
+) -> Answer:
+    """An S3 error response: ``<Error>`` with Code, Message, ``details``, RequestId and HostId."""
+    request_id = secrets.token_hex(8).upper()
+    host_id = secrets.token_urlsafe(48)
+    elements = [("Code", code), ("Message", message), *details]
+    elements += [("RequestId", request_id), ("HostId", host_id)]
+    xml = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in elements)
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{xml}</Error>'.encode()
+    fields = [
+        ("Content-Type", "application/xml"),
+        ("x-amz-request-id", request_id),
+        ("x-amz-id-2", host_id),
+        *headers,
+    ]
+    return Answer(status, tuple(fields), body)
 
 
 def is_copy_object(request: Request) -> bool:
@@ -171,6 +223,7 @@ class ProxyStats:
     internal_error: int = 0
     reset: int = 0
     delay: int = 0  # DELAY rules fired (the fixed latency is not counted)
+    answered: int = 0  # requests the responder answered itself
 
 
 @dataclass
@@ -275,6 +328,25 @@ class _Head:
             raise ValueError(f"bad request line: {self.raw[:200]!r}")
         return Request(self.start[0].upper(), self.start[1], self.fields)
 
+    def with_fields(self, fields: Iterable[tuple[str, str]]) -> bytes:
+        """The raw head with ``fields`` set: the received lines of those names are dropped."""
+        new = [(name.strip(), value.strip()) for name, value in fields]
+        if not new:
+            return self.raw
+        for name, value in new:
+            if not name or ":" in name or any(c in name + value for c in "\r\n"):
+                raise ValueError(f"bad header field: {name!r}: {value!r}")
+        names = {name.lower() for name, _ in new}
+        lines = io.BytesIO(self.raw).readlines()  # each ends with its own line break
+        end = lines.pop()  # the empty line
+        kept = lines[:1] + [
+            line
+            for line in lines[1:]
+            if line.partition(b":")[0].strip().decode("latin-1").lower() not in names
+        ]
+        added = [f"{name}: {value}".encode("latin-1") + end for name, value in new]
+        return b"".join([*kept, *added, end])
+
 
 def _read_line(reader: io.BufferedReader) -> bytes:
     line = reader.readline(_MAX_LINE)
@@ -348,24 +420,17 @@ def _readable(sock: socket.socket, timeout_s: float) -> bool:
     return bool(poller.poll(timeout_s * 1000))
 
 
-def _error_response(fault: Fault, request: _Head) -> bytes:
-    status, code, message = _ERRORS[fault]
-    request_id = secrets.token_hex(8).upper()
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-        f"<Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
-    ).encode()
-    lines = [
-        f"HTTP/1.1 {status}",
-        "Content-Type: application/xml",
-        f"Content-Length: {len(body)}",
-        f"x-amz-request-id: {request_id}",
-        f"Date: {email.utils.formatdate(usegmt=True)}",
+def _answer_bytes(answer: Answer, request: _Head) -> bytes:
+    fields = [
+        *answer.headers,
+        ("Content-Length", str(len(answer.body))),
+        ("Date", email.utils.formatdate(usegmt=True)),
     ]
     if not request.keep_alive:
-        lines.append("Connection: close")
+        fields.append(("Connection", "close"))
+    lines = [f"HTTP/1.1 {answer.status}", *(f"{name}: {value}" for name, value in fields)]
     head = "\r\n".join([*lines, "", ""]).encode("latin-1")
-    return head if request.start[0].upper() == "HEAD" else head + body
+    return head if request.start[0].upper() == "HEAD" else head + answer.body
 
 
 class _Connection:
@@ -393,16 +458,23 @@ class _Connection:
 
     def _exchange(self, head: _Head) -> bool:
         """Serve one request; return whether the client connection can carry another."""
-        before, after = self.faults.plan(head.request())
+        request = head.request()
+        before, after = self.faults.plan(request)
         self.faults.wait(before)
         if before.fault is not None:
             return self._inject(before.fault, head)
+        responder = self.server.responder
+        answer = None if responder is None else responder(request)
+        if answer is not None:
+            return self._answer(answer, head, "answered")
         response, body_sent, upstream = self._forward(head)
         framing = _response_framing(response, head)
         self.faults.wait(after)
         send = self.client.sendall if after.fault is None else None
         if send is not None:
-            send(response.raw)
+            extra = self.server.response_headers
+            fields = () if extra is None else extra(request, response.status)
+            send(response.with_fields(fields))
         _relay_body(upstream, send, framing)
         reusable = body_sent and head.keep_alive and response.keep_alive
         reusable = reusable and framing != _UNTIL_CLOSE
@@ -446,13 +518,18 @@ class _Connection:
             self.reader.close()  # the socket closes for real once its file is closed too
             self.client.close()
             return False
+        status, code, message = _ERRORS[fault]
+        return self._answer(error_answer(status, code, message), head, fault, body_read)
+
+    def _answer(self, answer: Answer, head: _Head, counter: str, body_read: bool = False) -> bool:
+        """Send ``answer``, counted as ``counter``, after reading (and dropping) the body."""
         framing = head.framing(0)
-        if not body_read:  # read (and drop) the body, so the connection stays in step
+        if not body_read:  # so the connection stays in step
             if head.expects_continue and framing != 0:
                 self.client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             _relay_body(self.reader, None, framing)
-        self.faults.count(fault)
-        self.client.sendall(_error_response(fault, head))
+        self.faults.count(counter)
+        self.client.sendall(_answer_bytes(answer, head))
         return head.keep_alive
 
     def _upstream(self) -> tuple[socket.socket, io.BufferedReader]:
@@ -484,10 +561,19 @@ class _Server(socketserver.ThreadingTCPServer):
     request_queue_size = 512  # boto3 opens dozens of connections at once; 5 would drop SYNs
     block_on_close = True  # server_close() joins the connection threads
 
-    def __init__(self, faults: _Faults, upstream: tuple[str, int], timeout_s: float) -> None:
+    def __init__(
+        self,
+        faults: _Faults,
+        upstream: tuple[str, int],
+        timeout_s: float,
+        responder: Responder | None = None,
+        response_headers: ResponseHeaders | None = None,
+    ) -> None:
         self.faults = faults
         self.upstream = upstream
         self.timeout_s = timeout_s
+        self.responder = responder
+        self.response_headers = response_headers
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         super().__init__(("127.0.0.1", 0), socketserver.BaseRequestHandler)
@@ -531,6 +617,9 @@ class FaultProxy:
             s3 = boto3.client("s3", endpoint_url=proxy.url)
             ...
             assert proxy.stats.slow_down == ...
+
+    ``responder`` and ``response_headers`` (see the module's docstring) are called from the
+    connection threads, concurrently: they must be thread-safe.
     """
 
     def __init__(
@@ -541,6 +630,8 @@ class FaultProxy:
         seed: int | None = 0,
         latency_s: float = 0.0,
         timeout_s: float = 120.0,
+        responder: Responder | None = None,
+        response_headers: ResponseHeaders | None = None,
     ) -> None:
         parts = urlsplit(upstream_url)
         if parts.scheme != "http" or not parts.hostname:
@@ -551,6 +642,8 @@ class FaultProxy:
         self._upstream = (parts.hostname, parts.port or 80)
         self._timeout_s = timeout_s
         self._faults = _Faults(rules, seed, latency_s)
+        self._responder = responder
+        self._response_headers = response_headers
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -585,7 +678,9 @@ class FaultProxy:
         if self._server is not None:
             raise RuntimeError("the fault proxy is already running")
         self._faults.stopping.clear()
-        self._server = _Server(self._faults, self._upstream, self._timeout_s)
+        self._server = _Server(
+            self._faults, self._upstream, self._timeout_s, self._responder, self._response_headers
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.1,), name="faultproxy", daemon=True
         )
@@ -611,9 +706,19 @@ def fault_proxy(
     seed: int | None = 0,
     latency_s: float = 0.0,
     timeout_s: float = 120.0,
+    responder: Responder | None = None,
+    response_headers: ResponseHeaders | None = None,
 ) -> Iterator[FaultProxy]:
     """A running FaultProxy; on exit its sockets are closed and its threads joined."""
-    proxy = FaultProxy(upstream_url, rules, seed=seed, latency_s=latency_s, timeout_s=timeout_s)
+    proxy = FaultProxy(
+        upstream_url,
+        rules,
+        seed=seed,
+        latency_s=latency_s,
+        timeout_s=timeout_s,
+        responder=responder,
+        response_headers=response_headers,
+    )
     proxy.start()
     try:
         yield proxy
