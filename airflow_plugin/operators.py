@@ -29,7 +29,7 @@ from airflow_plugin.runs import attach, cancel_run, close_run, run_id_for
 from airflow_plugin.triggers import RunEvent, S3FanoutRunTrigger, listing_stopped
 from copy_control.dispatch.pool_listing import submit
 from copy_control.dispatch.producer import producer_app
-from copy_control.dispatch.runner import dry_run, start_run
+from copy_control.dispatch.runner import control_clients, dry_run, start_run
 from copy_control.errors import InvalidRequest
 from copy_control.option_spec import (
     BY_NAME,
@@ -310,8 +310,9 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
     ) -> None:
         request = prepared.request
         try:
-            s3 = self._client_factory().s3(request.listing_identity(run_id))
-            report = start_run(request, run_id, s3, store, producer_app(url), prepared.controls)
+            s3, dest_s3 = control_clients(request, run_id, self._client_factory())
+            app = producer_app(url)
+            report = start_run(request, run_id, s3, store, app, prepared.controls, dest_s3=dest_s3)
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
         except RunGone as exc:  # lost while listing: a retry starts the copy again
@@ -375,13 +376,8 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
 
     def _plan(self, request: CopyRequest, run_id: str) -> dict[str, Any]:
         """Count what the copy would do; nothing is dispatched, recorded or copied."""
-        factory = self._client_factory()
         try:
-            report = dry_run(
-                request,
-                factory.s3(request.listing_identity(run_id)),
-                factory.s3(request.dest_identity(run_id)),
-            )
+            report = dry_run(request, *control_clients(request, run_id, self._client_factory()))
         except InvalidRequest as exc:
             raise AirflowFailException(str(exc)) from exc
         result = report.to_dict()

@@ -28,10 +28,14 @@ from copy_core.options import (
     CANNED_ACLS,
     CHECKSUM_ALGORITHMS,
     METADATA_DIRECTIVES,
+    OBJECT_LOCK,
     OVERWRITE,
+    REQUEST_PAYERS,
+    SOURCE_ETAG_MARKERS,
     SSE,
     STORAGE_CLASSES,
     TAGGING,
+    WEBSITE_REDIRECT,
     CopyOptions,
 )
 from copy_core.runs.controls import DEFAULT_PRIORITY, InvalidControl, RunControls
@@ -296,6 +300,37 @@ OPTIONS: tuple[Option, ...] = (
         "compare checksums or ETags of source and copy (CLI: --no-verify turns it off)",
         "bool",
         flag="--no-verify",
+    ),
+    _copy(
+        "request_payer",
+        "requester: say on every request that this account pays, as a requester-pays "
+        "bucket of another account demands (see docs/regions.md)",
+        choices=REQUEST_PAYERS,
+        templated=True,
+    ),
+    _copy(
+        "object_lock",
+        "Object Lock retention and legal hold of each object: auto carries them where the "
+        "destination bucket has Object Lock enabled (and the source may have it); copy "
+        "refuses a destination without it; none leaves them behind",
+        choices=OBJECT_LOCK,
+        templated=True,
+    ),
+    _copy(
+        "website_redirect",
+        "each object's WebsiteRedirectLocation, which S3's CopyObject drops: auto carries it "
+        "where the source bucket is a website (and on every multipart copy); copy always "
+        "(a HeadObject per object); none never",
+        choices=WEBSITE_REDIRECT,
+        templated=True,
+    ),
+    _copy(
+        "source_etag_marker",
+        "auto: a multipart or streamed copy records the source's ETag as metadata "
+        "(s3fanout-source-etag) only where no CRC64NVME on both sides can prove it the same "
+        "for --overwrite if-different; never: record nothing",
+        choices=SOURCE_ETAG_MARKERS,
+        templated=True,
     ),
     # --- roles ------------------------------------------------------------------------------
     _request(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from copy_control.errors import InvalidRequest
+from copy_core.options import DIRECTORY_BUCKETS
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -36,6 +37,8 @@ def check_bucket_name(name: str, what: str) -> None:
         )
     elif ".." in name or _IP_ADDRESS.match(name):
         problem = "may not contain '..' or look like an IP address"
+    elif name.endswith("--x-s3"):
+        raise InvalidRequest(f"{what} {name!r} is a directory bucket: {DIRECTORY_BUCKETS}")
     if problem:
         raise InvalidRequest(f"{what} {name!r} is not a valid S3 bucket name: it {problem}")
 

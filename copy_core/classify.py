@@ -60,6 +60,16 @@ TRANSIENT_STATUS = frozenset(_BOTOCORE_STATUS) | {429}
 DENIED_CODES = ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId")
 # No such object: GetObject says NoSuchKey, HeadObject (no body) just 404 / NotFound.
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+# S3's answers to a request signed for, or sent to, another region than its bucket's (a HEAD
+# gets a bare 301); the answer names the bucket's region (x-amz-bucket-region, <Region>).
+WRONG_REGION_CODES = frozenset(
+    {
+        "AuthorizationHeaderMalformed",
+        "PermanentRedirect",
+        "301",
+        "IllegalLocationConstraintException",
+    }
+)
 
 
 # What a user can do about the commonest permanent errors, appended to S3's own message.

@@ -90,6 +90,7 @@ class CopyItem:
 
 
 COPY_MODES = ("server_side", "stream", "auto")
+_REGIONS = ("source_region", "dest_region")
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,16 @@ class CopyJob:
     role_session_name: str = "s3fanout"
     session_duration_s: int = 3600
     copy_mode: str = "server_side"
+    # Each bucket's region, resolved once per run by the control plane (None: the worker's
+    # own). Every request is signed for its bucket's region; a copy goes to the destination's.
+    source_region: str | None = None
+    dest_region: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("source_bucket", "dest_bucket", "role_session_name"):
             value = getattr(self, name)
             _expect(isinstance(value, str) and value != "", f"{name} must be a non-empty string")
-        for name in ("source_role_arn", "dest_role_arn", "external_id"):
+        for name in ("source_role_arn", "dest_role_arn", "external_id", *_REGIONS):
             value = getattr(self, name)
             _expect(value is None or isinstance(value, str), f"{name} must be a string")
         _expect(isinstance(self.session_duration_s, int), "session_duration_s must be an int")
@@ -131,6 +136,9 @@ class CopyJob:
     def to_wire(self) -> dict[str, Any]:
         wire = dataclasses.asdict(self)
         wire["options"] = self.options.to_wire()
+        for name in _REGIONS:  # absent when unknown: workers of an earlier version read it
+            if wire[name] is None:
+                del wire[name]
         return wire
 
     @classmethod

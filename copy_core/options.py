@@ -42,8 +42,21 @@ STORAGE_CLASSES = (
     "GLACIER",
     "DEEP_ARCHIVE",
     "GLACIER_IR",
-    "EXPRESS_ONEZONE",
 )
+# Directory buckets (S3 Express One Zone) are refused: see DIRECTORY_BUCKETS.
+DIRECTORY_STORAGE_CLASS = "EXPRESS_ONEZONE"
+DIRECTORY_BUCKETS = (
+    "S3 Express One Zone directory buckets are not supported: they list without StartAfter "
+    "(which the parallel key-range listing needs), answer on zonal endpoints and sign with "
+    "session credentials (CreateSession); copy to or from a general purpose bucket instead "
+    "(docs/regions.md)"
+)
+REQUEST_PAYERS = ("requester",)
+# "auto": carried where the source bucket has Object Lock and the destination too (resolved
+# once per run by the control plane, which sends "copy" or "none" to the workers).
+OBJECT_LOCK = ("auto", "copy", "none")
+WEBSITE_REDIRECT = ("auto", "copy", "none")
+SOURCE_ETAG_MARKERS = ("auto", "never")
 CANNED_ACLS = (
     "private",
     "public-read",
@@ -80,18 +93,33 @@ class CopyOptions:
     # Server-side copies larger than this are split: their parts go to several workers.
     split_threshold: int = DEFAULT_SPLIT_THRESHOLD
     parts_per_task: int = DEFAULT_PARTS_PER_TASK
+    # "requester": every request says the requester pays (x-amz-request-payer), as a
+    # requester-pays bucket of another account demands.
+    request_payer: str | None = None
+    object_lock: str = "auto"  # retention and legal hold of each object
+    website_redirect: str = "auto"  # WebsiteRedirectLocation, which CopyObject drops
+    # "auto": a multipart or streamed copy records the source's ETag as user metadata only
+    # where no full-object checksum could later prove it the same (--overwrite if-different).
+    source_etag_marker: str = "auto"
 
     def __post_init__(self) -> None:
         _one_of("overwrite", self.overwrite, OVERWRITE)
         _one_of("metadata_directive", self.metadata_directive, METADATA_DIRECTIVES)
         _one_of("tagging", self.tagging, TAGGING)
         _one_of("checksum_algorithm", self.checksum_algorithm, CHECKSUM_ALGORITHMS)
+        if self.storage_class == DIRECTORY_STORAGE_CLASS:
+            raise InvalidOption(f"storage_class {DIRECTORY_STORAGE_CLASS}: {DIRECTORY_BUCKETS}")
         if self.storage_class is not None:
             _one_of("storage_class", self.storage_class, STORAGE_CLASSES)
         if self.acl is not None:
             _one_of("acl", self.acl, CANNED_ACLS)
         if self.sse is not None:
             _one_of("sse", self.sse, SSE)
+        if self.request_payer is not None:
+            _one_of("request_payer", self.request_payer, REQUEST_PAYERS)
+        _one_of("object_lock", self.object_lock, OBJECT_LOCK)
+        _one_of("website_redirect", self.website_redirect, WEBSITE_REDIRECT)
+        _one_of("source_etag_marker", self.source_etag_marker, SOURCE_ETAG_MARKERS)
         self._check_metadata_and_tags()
         self._check_sizes()
 

@@ -166,11 +166,15 @@ class WorkerProcess:
         """The CRT request path for the job's signer, or None where only botocore can go."""
         if not self.settings.fast_lane:
             return None
-        return self._lane(signer_identity(job))
+        return self._lane(signer_identity(job), job.dest_region, job.options.request_payer)
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 - one per process, lives as long as it
-    def _lane(self, identity: Identity) -> FastLane | None:
-        client = self.clients.s3(identity)
+    def _lane(
+        self, identity: Identity, region: str | None, request_payer: str | None
+    ) -> FastLane | None:
+        """One lane per signer and destination region: CopyObject is signed for, and sent
+        to, the destination's region, wherever the source is."""
+        client = self.clients.s3(identity, region=region, request_payer=request_payer)
         located = Addressing.for_client(client)
         if located is None:
             return None

@@ -115,14 +115,14 @@ def run(args: argparse.Namespace) -> int:
             lambda store, app, _: submit(request, run_id, store, app, prepared.controls),
         )
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
-    from copy_control.dispatch.runner import dry_run, start_run  # noqa: PLC0415
+    from copy_control.dispatch.runner import control_clients, dry_run, start_run  # noqa: PLC0415
     from copy_core.aws.clients import ClientFactory  # noqa: PLC0415
 
     factory = ClientFactory(endpoint_url=args.endpoint_url, region_name=args.region)
-    s3 = factory.s3(request.listing_identity(run_id))
+    s3, dest_s3 = control_clients(request, run_id, factory)
     if prepared.dry_run:
         with logs.bound(run_id):
-            report = dry_run(request, s3, factory.s3(request.dest_identity(run_id)))
+            report = dry_run(request, s3, dest_s3)
         print_dry_run(report, request, as_json=args.json)
         return EXIT_OK
     return _start_and_wait(
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         prepared,
         run_id,
         lambda store, app, created: start_run(
-            request, run_id, s3, store, app, prepared.controls, on_created=created
+            request, run_id, s3, store, app, prepared.controls, created, dest_s3
         ),
     )
 

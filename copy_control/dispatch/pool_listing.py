@@ -87,7 +87,7 @@ def list_run(
     """A worker's part (under the run's listing lease): list and dispatch the run, or record
     why it could not."""
     # Imported here: only a worker that takes a listing task needs the listing machinery.
-    from copy_control.dispatch.runner import start_run  # noqa: PLC0415
+    from copy_control.dispatch.runner import control_clients, start_run  # noqa: PLC0415
     from copy_core.classify import classify  # noqa: PLC0415
 
     try:
@@ -98,8 +98,8 @@ def list_run(
             store.create_run(run_id, request.describe(), request.max_failures, controls=controls)
             log.info("cancelled before listing", extra={"status": store.request_cancel(run_id)})
             return
-        s3 = clients.s3(request.listing_identity(run_id))
-        report = start_run(request, run_id, s3, store, app, controls)
+        s3, dest_s3 = control_clients(request, run_id, clients)
+        report = start_run(request, run_id, s3, store, app, controls, dest_s3=dest_s3)
     except RunGone:  # nothing to record it in: the waiting side finds the run lost
         log.warning("listing stopped: the run's state is gone from Redis")
     except InvalidRequest as exc:

@@ -14,6 +14,7 @@ from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import Plan
 from copy_control.dispatch.sender import ChunkSender
 from copy_control.errors import InvalidRequest
+from copy_control.listing.bucket_settings import settle_job
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
 from copy_control.listing.partitions import Partition
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from celery import Celery
     from mypy_boto3_s3 import S3Client
 
+    from copy_core.aws.clients import ClientFactory
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +52,20 @@ class DispatchReport:
     resumed: bool
 
 
+def control_clients(
+    request: CopyRequest, run_id: str, factory: ClientFactory
+) -> tuple[S3Client, S3Client]:
+    """The control plane's clients: the source's (listing identity) and the destination's.
+
+    Both send the run's request payer, as its workers' do.
+    """
+    payer = request.options.request_payer
+    return (
+        factory.s3(request.listing_identity(run_id), request_payer=payer),
+        factory.s3(request.dest_identity(run_id), request_payer=payer),
+    )
+
+
 def start_run(
     request: CopyRequest,
     run_id: str,
@@ -57,6 +74,7 @@ def start_run(
     app: Celery,
     controls: RunControls | None = None,
     on_created: Callable[[], None] = lambda: None,
+    dest_s3: S3Client | None = None,
 ) -> DispatchReport:
     """Create (or resume) run ``run_id``: list the source and dispatch its chunks.
 
@@ -64,7 +82,8 @@ def start_run(
     here with InvalidRequest and nothing is recorded or dispatched. A run that already exists
     is resumed from its partitions' cursors; a finished one is left as it is. ``controls``:
     the run's priority, rate caps and owner (set when it is created); ``on_created`` is
-    called once the run is recorded, before its listing begins.
+    called once the run is recorded, before its listing begins. ``dest_s3`` reads the
+    destination bucket's settings (default: ``s3``).
     """
     controls = controls or RunControls()
     existing = store.run_hash(run_id)
@@ -74,7 +93,7 @@ def start_run(
         source.check()  # raises InvalidRequest for bad input, before any write
         if not existing:
             check_destination(s3, request.dest_bucket)
-        job = canonical_json(request.job(run_id).to_wire())
+        job = canonical_json(settle_job(request.job(run_id), s3, dest_s3 or s3).to_wire())
         status = store.create_run(
             run_id, request.describe(), request.max_failures, job=job, controls=controls
         )
@@ -112,6 +131,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     try:
         source.check()
         check_destination(s3, request.dest_bucket)
+        settle_job(request.job("dry-run"), s3, dest_s3)  # refuses what the run would refuse
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
         return sink.finish()

@@ -125,6 +125,8 @@ def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
     if code in ("AccessDenied", "403", "AllAccessDisabled"):
         return InvalidRequest(
             f"access denied listing s3://{bucket}/{key}: the listing identity needs "
-            f"s3:ListBucket on arn:aws:s3:::{bucket} (and s3:GetObject for a single key)"
+            f"s3:ListBucket on arn:aws:s3:::{bucket} (and s3:GetObject for a single key); "
+            "if it is a requester-pays bucket, pass --request-payer requester "
+            "(operator: request_payer='requester')"
         )
     return exc

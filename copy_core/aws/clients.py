@@ -117,6 +117,40 @@ def assumed_role_session(
     return boto3.Session(botocore_session=core, region_name=base.region_name)
 
 
+REQUEST_PAYER_HEADER = "x-amz-request-payer"
+
+
+def _payer_header(payer: str) -> Callable[..., None]:
+    """botocore hook: say who pays on every request, HeadBucket and ListObjectsV2 included.
+
+    A header rather than each operation's ``RequestPayer`` parameter: HeadBucket has none,
+    and one hook covers every call the copy makes. Set before signing, so it is signed.
+    """
+
+    def add(request: Any = None, **_: Any) -> None:
+        if request is not None:
+            request.headers[REQUEST_PAYER_HEADER] = payer
+
+    return add
+
+
+# The MD5 of an empty body: CopyObject has none.
+_EMPTY_MD5 = "1B2M2Y8AsgTpgAEuZdmsGQ=="
+
+
+def _lock_integrity(request: Any = None, **_: Any) -> None:
+    """botocore hook: a CopyObject that sets Object Lock retention carries a Content-MD5.
+
+    S3 and the stores that follow it ask an integrity header of any write that sets a
+    retention period ("Content-MD5 or x-amz-sdk-checksum-algorithm header required"), and
+    botocore's CopyObject has no body to digest or member to send one; the MD5 of its empty
+    body is what it would be.
+    """
+    headers = None if request is None else request.headers
+    if headers is not None and "x-amz-object-lock-mode" in headers and "Content-MD5" not in headers:
+        headers["Content-MD5"] = _EMPTY_MD5
+
+
 class ClientFactory:
     """Builds and caches S3 clients for this process, one per identity."""
 
@@ -152,24 +186,44 @@ class ClientFactory:
         self._base = base_session
         self._refresh_margin_s = refresh_margin_s
         self._lock = threading.Lock()
-        self._clients: OrderedDict[Identity, S3Client] = OrderedDict()
+        self._clients: OrderedDict[tuple[Identity, str | None, str | None], S3Client] = (
+            OrderedDict()
+        )
         self._base_principal: str | None = None
         self._sessions: OrderedDict[Identity, boto3.Session] = OrderedDict()
         self._sessions_lock = threading.Lock()
 
-    def s3(self, identity: Identity | None = None) -> S3Client:
-        """The client for ``identity`` (default: this process's own identity)."""
+    def s3(
+        self,
+        identity: Identity | None = None,
+        *,
+        region: str | None = None,
+        request_payer: str | None = None,
+    ) -> S3Client:
+        """The client for ``identity`` (default: this process's own identity).
+
+        ``region``: the region of the buckets it is for (None: this factory's); requests are
+        signed for it and, on AWS, sent to its endpoint. ``request_payer``: "requester" sends
+        ``x-amz-request-payer`` on every request, as requester-pays buckets demand.
+        """
         identity = identity or Identity()
+        key = (identity, region, request_payer)
         with self._lock:
-            client = self._clients.get(identity)
+            client = self._clients.get(key)
             if client is None:
-                client = self._session(identity).client("s3", **self._client_options("s3"))
+                options = self._client_options("s3")
+                if region is not None:
+                    options["region_name"] = region
+                client = self._session(identity).client("s3", **options)
                 if self._on_throttle is not None:
                     client.meta.events.register("needs-retry.s3", self._watch_throttling)
-                self._clients[identity] = client
+                client.meta.events.register("before-sign.s3.CopyObject", _lock_integrity)
+                if request_payer is not None:
+                    client.meta.events.register("before-sign.s3", _payer_header(request_payer))
+                self._clients[key] = client
                 if len(self._clients) > MAX_CLIENTS:  # one per role and run: keep it bounded
                     self._clients.popitem(last=False)
-            self._clients.move_to_end(identity)
+            self._clients.move_to_end(key)
             return client
 
     def _client_options(self, service: str) -> dict[str, Any]:

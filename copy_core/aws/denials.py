@@ -36,7 +36,14 @@ def explain(denied: Denied) -> str:
     head = f"{denied.principal} was denied {denied.action} on {denied.resource}" + (
         f" ({denied.s3_message})" if denied.s3_message else ""
     )
-    return f"{head}. {_likely_policy(denied)}"
+    payer = _REQUESTER_PAYS if denied.side != "destination" else ""
+    return f"{head}. {_likely_policy(denied)}{payer}"
+
+
+_REQUESTER_PAYS = (
+    " If the source bucket is a requester-pays bucket, every request must say so: pass "
+    "--request-payer requester (operator: request_payer='requester')."
+)
 
 
 def _likely_policy(denied: Denied) -> str:

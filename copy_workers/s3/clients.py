@@ -52,16 +52,19 @@ class Side:
 
 @dataclass(frozen=True)
 class CopyClients:
-    """``copy`` signs server-side copies; ``source`` and ``dest`` serve streamed copies."""
+    """``copy`` signs server-side copies (in the destination's region) and ``copy_reader``
+    reads their sources with the same principal (in the source's region); ``source`` and
+    ``dest`` serve streamed copies."""
 
     copy: Side
     source: Side
     dest: Side
+    copy_reader: Side
 
     @classmethod
     def single(cls, client: S3Client, principal: str = "the worker's own identity") -> CopyClients:
         side = Side(client, principal)
-        return cls(side, side, side)
+        return cls(side, side, side, side)
 
     @classmethod
     def for_job(cls, job: CopyJob, factory: ClientFactory) -> CopyClients:
@@ -70,11 +73,19 @@ class CopyClients:
         one given, or by the worker's own identity."""
         source = _identity(job, job.source_role_arn)
         dest = _identity(job, job.dest_role_arn)
+        signer = signer_identity(job)
+        payer = job.options.request_payer
 
-        def side(identity: Identity) -> Side:
-            return Side(factory.s3(identity), factory.principal(identity))
+        def side(identity: Identity, region: str | None) -> Side:
+            client = factory.s3(identity, region=region, request_payer=payer)
+            return Side(client, factory.principal(identity))
 
-        return cls(copy=side(signer_identity(job)), source=side(source), dest=side(dest))
+        return cls(
+            copy=side(signer, job.dest_region),
+            source=side(source, job.source_region),
+            dest=side(dest, job.dest_region),
+            copy_reader=side(signer, job.source_region),
+        )
 
 
 def signer_identity(job: CopyJob) -> Identity:

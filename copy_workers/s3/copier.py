@@ -21,7 +21,14 @@ from copy_core.aws.request_log import RequestLog
 from copy_core.classify import MISSING_CODES, CopyFailed, error_code
 from copy_core.contract import CopyItem, CopyJob, KeyStatus
 from copy_core.s3.overwrite import is_kms, skip_existing
-from copy_core.s3.properties import explicit_params, single_copy_params, tag_dict
+from copy_core.s3.properties import (
+    checksum_params,
+    explicit_params,
+    needs_source_etag_marker,
+    single_copy_needs_head,
+    single_copy_params,
+    tag_dict,
+)
 from copy_core.s3.verify import (
     CRC_ALGORITHMS,
     Verdict,
@@ -84,7 +91,7 @@ class ObjectCopier:
     def copy(self, item: CopyItem, requests: RequestLog) -> CopyReport:
         """Copy ``item`` (or skip it, as the overwrite policy says)."""
         streaming = self._job.copy_mode == "stream"
-        reader = self._clients.source if streaming else self._clients.copy
+        reader = self._clients.source if streaming else self._clients.copy_reader
         writer = self._clients.dest if streaming else self._clients.copy
         if self._options.overwrite != "always" and self._skip(item, reader, writer, requests):
             return CopyReport(KeyStatus.SKIPPED)
@@ -112,8 +119,8 @@ class ObjectCopier:
             return self._server_side_multipart(item, requests)
         side = self.signer
         head = None
-        if self._options.metadata_directive == "REPLACE":
-            head = self._head(side, "source", item, requests)
+        if single_copy_needs_head(self._options):
+            head = self._head(self._clients.copy_reader, "source", item, requests)
         params = single_copy_params(self._job, item, self._options, head)
         response = side.call(requests, side.client.copy_object, **self._copy_call(item), **params)
         result = response.get("CopyObjectResult", {})
@@ -124,7 +131,8 @@ class ObjectCopier:
             if verdict.method == "none":
                 # The ETags cannot tell (a multipart-uploaded or KMS-encrypted source): compare
                 # the stored checksums, read only now that they are needed.
-                source = head or self._head(side, "source", item, requests) or {}
+                reader = self._clients.copy_reader
+                source = head or self._head(reader, "source", item, requests) or {}
                 if not dest_sums:
                     dest_head = self._head(side, "destination", item, requests) or {}
                     dest_sums = full_object_checksums(dest_head)
@@ -134,14 +142,16 @@ class ObjectCopier:
 
     def prepare_multipart(self, item: CopyItem, requests: RequestLog) -> MultipartPlan:
         """Read what a server-side multipart copy must pass explicitly (HEAD, tags)."""
-        side = self.signer
-        head = self._head(side, "source", item, requests) or {}
-        tags = self._source_tags(side, item, head, requests)
-        params = explicit_params(self._job, item, self._options, head, tags)
+        side, reader = self.signer, self._clients.copy_reader
+        head = self._head(reader, "source", item, requests) or {}
+        tags = self._source_tags(reader, item, head, requests)
         source_sums = full_object_checksums(head)
         algorithm = self._crc_algorithm(source_sums)
-        if algorithm:
-            params["ChecksumAlgorithm"] = algorithm
+        marker = needs_source_etag_marker(self._options, source_sums, algorithm)
+        params = explicit_params(
+            self._job, item, self._options, head, tags, record_source_etag=marker
+        )
+        params.update(checksum_params(algorithm))
         return MultipartPlan(side, params, item.etag or str(head["ETag"]), source_sums, algorithm)
 
     def _server_side_multipart(self, item: CopyItem, requests: RequestLog) -> CopyReport:
@@ -176,11 +186,12 @@ class ObjectCopier:
         source_etag = item.etag or str(head["ETag"])
         # A streamed single-part copy of a plain-MD5 object keeps its ETag; record it otherwise.
         keeps_etag = is_plain_md5(source_etag) and item.size <= self._stream_part_limit()
-        params = explicit_params(
-            self._job, item, self._options, head, tags, record_source_etag=not keeps_etag
-        )
         source_sums = full_object_checksums(head)
         algorithm = self._crc_algorithm(source_sums)
+        marker = not keeps_etag and needs_source_etag_marker(self._options, source_sums, algorithm)
+        params = explicit_params(
+            self._job, item, self._options, head, tags, record_source_etag=marker
+        )
         result = StreamCopy(
             reader, writer, self._job, item, source_etag, params, algorithm, requests
         ).run(self._pool, self._buffers)

@@ -35,9 +35,16 @@ from botocore.exceptions import ClientError
 from botocore.utils import SAFE_CHARS, percent_encode
 
 from copy_core.aws.denials import COPY_ACTION, Denied, explain
-from copy_core.classify import DENIED_CODES, ClassifiedError, CopyFailed, ErrorKind, classify
+from copy_core.classify import (
+    DENIED_CODES,
+    WRONG_REGION_CODES,
+    ClassifiedError,
+    CopyFailed,
+    ErrorKind,
+    classify,
+)
 from copy_core.contract import CopyItem, CopyJob, KeyOutcome, KeyStatus
-from copy_core.s3.properties import single_copy_params
+from copy_core.s3.properties import single_copy_needs_head, single_copy_params
 from copy_core.s3.verify import Verdict, compare, full_object_checksums, is_plain_md5
 from copy_workers.retry import CauseBreaker, KeyRetryPolicy
 from copy_workers.s3.crt_http import Endpoint, Response, Transport
@@ -107,7 +114,7 @@ def eligible(job: CopyJob, item: CopyItem) -> bool:
     return (
         job.copy_mode in ("server_side", "auto")
         and options.overwrite == "always"
-        and options.metadata_directive == "COPY"
+        and not single_copy_needs_head(options)
         and item.size <= options.multipart_threshold
         and (is_plain_md5(item.etag) or not options.verify)
         and "." not in job.dest_bucket
@@ -166,16 +173,25 @@ class FastLane:
     # --- requests ------------------------------------------------------------------------
     def send_copy(self, job: CopyJob, key: _Key, done: Callable[..., None]) -> None:
         params = single_copy_params(job, key.item, job.options, None)
+        if job.options.request_payer:
+            params["RequestPayer"] = job.options.request_payer
         host, path = self._addressing.locate(params.pop("Bucket"), params.pop("Key"))
         headers = self._render(params, self._copy_headers)
         self._http.send("PUT", host, path, headers, done)
 
     def send_head(
-        self, bucket: str, key: str, if_match: str | None, done: Callable[..., None]
+        self,
+        job: CopyJob,
+        bucket: str,
+        key: str,
+        if_match: str | None,
+        done: Callable[..., None],
     ) -> None:
         params: dict[str, Any] = {"ChecksumMode": "ENABLED"}
         if if_match:
             params["IfMatch"] = if_match
+        if job.options.request_payer:
+            params["RequestPayer"] = job.options.request_payer
         host, path = self._addressing.locate(bucket, key)
         self._http.send("HEAD", host, path, self._render(params, self._head_headers), done)
 
@@ -344,10 +360,14 @@ class LaneDriver:
             return
         # The ETag cannot tell (a KMS-encrypted copy): compare the stored checksums.
         job = key.chunk.job
-        key.lane.send_head(
-            job.source_bucket, key.item.source_key, key.item.etag, self._reply("head-source", key)
-        )
-        key.lane.send_head(job.dest_bucket, key.item.dest_key, None, self._reply("head-dest", key))
+        if job.source_region != job.dest_region:  # the lane signs for the destination only
+            self.in_flight -= 1
+            key.chunk.handoff(key.index)
+            return
+        source_head = self._reply("head-source", key)
+        key.lane.send_head(job, job.source_bucket, key.item.source_key, key.item.etag, source_head)
+        dest_head = self._reply("head-dest", key)
+        key.lane.send_head(job, job.dest_bucket, key.item.dest_key, None, dest_head)
 
     def _headed(
         self, kind: str, key: _Key, response: Response | None, error: BaseException | None
@@ -393,6 +413,12 @@ class LaneDriver:
     def _failed(self, key: _Key, failure: BaseException) -> None:
         error = classify(failure)
         job = key.chunk.job
+        if error.code in WRONG_REGION_CODES:
+            # The bucket answers in another region than the run resolved (recreated
+            # elsewhere, say): botocore's region redirector follows S3's hint, so the
+            # threaded path copies it in the right region.
+            key.chunk.handoff(key.index)
+            return
         if error.code in DENIED_CODES:
             if job.copy_mode == "auto":
                 key.chunk.handoff(key.index)  # the threaded path streams it instead

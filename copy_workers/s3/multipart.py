@@ -20,7 +20,7 @@ from copy_core.aws.request_log import RequestLog
 from copy_core.contract import CopyItem, CopyJob
 from copy_core.s3.part_plan import Part, plan_parts
 from copy_core.s3.properties import copy_source
-from copy_core.s3.verify import combine_part_crcs
+from copy_core.s3.verify import CRC_ALGORITHMS, combine_part_crcs
 from copy_workers.s3.clients import Side
 
 if TYPE_CHECKING:
@@ -163,13 +163,24 @@ def complete_upload(
     algorithm: str | None,
     requests: RequestLog,
 ) -> str:
-    """CompleteMultipartUpload; returns the new object's ETag."""
+    """CompleteMultipartUpload; returns the new object's ETag.
+
+    A CRC is a full-object one (``checksum_params``): the upload is completed as such, with
+    the CRC combined from the parts' where S3 returned them, which S3 checks against its own.
+    """
+    params: dict[str, Any] = {}
+    if algorithm in CRC_ALGORITHMS:
+        params["ChecksumType"] = "FULL_OBJECT"
+        crc = combined_crc(algorithm, parts)
+        if crc:
+            params[f"Checksum{algorithm}"] = crc
     done = requests.call(
         side.client.complete_multipart_upload,
         Bucket=job.dest_bucket,
         Key=item.dest_key,
         UploadId=upload_id,
         MultipartUpload={"Parts": [p.for_complete(algorithm) for p in parts]},
+        **params,
     )
     return str(done["ETag"])
 

@@ -21,6 +21,7 @@ from copy_core.aws.request_log import RequestLog
 from copy_core.contract import CopyItem, CopyJob
 from copy_core.options import MiB
 from copy_core.s3.part_plan import Part, plan_parts
+from copy_core.s3.properties import checksum_params
 from copy_core.s3.verify import combine_part_crcs, encode_crc
 from copy_workers.s3.clients import Side
 from copy_workers.s3.multipart import (
@@ -92,7 +93,7 @@ class StreamCopy:
         return StreamResult(put["ETag"], self.algorithm, self._crc(data))
 
     def _multipart(self, parts: list[Part], pool: Executor, budget: BufferBudget) -> StreamResult:
-        params = self._new_object_params()
+        params = {**self._new_object_params(), **checksum_params(self.algorithm)}
         upload_id = create_upload(self.writer, self.job, self.item, params, self.requests)
         try:
             futures = [pool.submit(self._part, upload_id, part, budget) for part in parts]

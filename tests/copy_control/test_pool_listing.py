@@ -27,7 +27,7 @@ def store(redis_srv: RedisServer) -> RunStore:
 class _NoCredentials:
     """A worker's client factory on a host without AWS credentials."""
 
-    def s3(self, identity: Any = None) -> Any:
+    def s3(self, identity: Any = None, **_: Any) -> Any:
         raise NoCredentialsError()
 
 

@@ -136,3 +136,15 @@ def test_contract_imports_only_the_standard_library(module: ModuleType) -> None:
     assert first_party <= {"copy_core.options"}  # itself checked by this test
     third_party = {name.split(".")[0] for name in imported - first_party}
     assert third_party <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_bucket_regions_travel_in_the_job_and_are_absent_when_unknown() -> None:
+    plain = CopyJob("src", "dst")
+    assert "source_region" not in plain.to_wire() and "dest_region" not in plain.to_wire()
+    placed = CopyJob("src", "dst", source_region="us-west-2", dest_region="ap-southeast-2")
+    wire = json.loads(json.dumps(placed.to_wire()))
+    assert CopyJob.from_wire(wire) == placed
+    # A worker of an earlier version knows no such field and rejects the chunk, not copies it
+    # in its own region.
+    older = {name for name in wire} - {"source_region", "dest_region"}
+    assert set(plain.to_wire()) == older

@@ -36,7 +36,7 @@ BASE_ENV = {
 MiB = 1024 * 1024
 
 
-def role_client(endpoint: str, role_arn: str) -> Any:
+def role_client(endpoint: str, role_arn: str, region: str = "us-east-1") -> Any:
     sts = boto3.client(
         "sts",
         endpoint_url=endpoint,
@@ -49,7 +49,7 @@ def role_client(endpoint: str, role_arn: str) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
-        region_name="us-east-1",
+        region_name=region,
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],

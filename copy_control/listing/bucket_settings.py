@@ -1,0 +1,109 @@
+"""What a run learns about its two buckets once, before dispatch: regions, Object Lock, website.
+
+Each bucket's region is read from S3's own answer to HeadBucket (``x-amz-bucket-region``,
+which S3 sends with a 200, a 301 and a 403 alike), so the workers sign every request for its
+bucket's region from the first one, on the fast lane too, which has no region redirector of
+its own. ``object_lock="auto"`` and ``website_redirect="auto"`` become "copy" here where the
+buckets show that something is there to carry: both cost a HeadObject per object on the
+single-copy path. Otherwise they stay "auto", which a worker reads as "not on single copies"
+(and, for a redirect, "carried where the HeadObject is read anyway"): the default is left off
+the wire, so a run that carries nothing more is one that workers of an earlier version read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from copy_control.errors import InvalidRequest
+from copy_core.classify import DENIED_CODES, error_code
+from copy_core.contract import CopyJob
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+REGION_HEADER = "x-amz-bucket-region"
+_NO_LOCK = ("ObjectLockConfigurationNotFoundError", "404", "NoSuchBucket")
+_NO_WEBSITE = ("NoSuchWebsiteConfiguration", "404", "NoSuchBucket")
+
+
+def bucket_region(client: S3Client, bucket: str) -> str | None:
+    """The bucket's region as S3 states it; None where S3 does not say (a stand-in)."""
+    try:
+        response = client.head_bucket(Bucket=bucket)
+        headers = response["ResponseMetadata"].get("HTTPHeaders", {})
+    except ClientError as exc:  # a 403 (another account's bucket) still names its region
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get(REGION_HEADER)
+    return str(region) if region else None
+
+
+def object_lock_enabled(client: S3Client, bucket: str) -> bool | None:
+    """Whether the bucket has Object Lock enabled; None if this identity may not ask."""
+    try:
+        config = client.get_object_lock_configuration(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in _NO_LOCK:
+            return False
+        if error_code(exc) in DENIED_CODES:
+            return None
+        raise
+    return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+
+
+def has_website(client: S3Client, bucket: str) -> bool:
+    """Whether the bucket is configured as a website (denied: taken as not)."""
+    try:
+        client.get_bucket_website(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) in _NO_WEBSITE or error_code(exc) in DENIED_CODES:
+            return False
+        raise
+    return True
+
+
+def settle_job(job: CopyJob, source_s3: S3Client, dest_s3: S3Client) -> CopyJob:
+    """``job`` with its buckets' regions and its "auto" carry-over decisions resolved.
+
+    ``source_s3`` reads the source bucket (the listing identity), ``dest_s3`` the destination
+    (the destination role where one is given). An explicit ``object_lock="copy"`` into a
+    bucket without Object Lock is refused here, before anything is copied.
+    """
+    options = job.options
+    lock = options.object_lock
+    if lock != "none":
+        dest_lock = object_lock_enabled(dest_s3, job.dest_bucket)
+        if lock == "copy" and dest_lock is False:
+            raise InvalidRequest(
+                f"--object-lock copy: the destination bucket {job.dest_bucket!r} does not have "
+                "Object Lock enabled, so S3 would refuse every retention and legal hold; enable "
+                "it on the bucket, or pass --object-lock none to copy without them"
+            )
+        if lock == "auto":
+            source_lock = object_lock_enabled(source_s3, job.source_bucket)
+            carry = dest_lock is True and source_lock is not False
+            lock = "copy" if carry else "auto"
+    website = options.website_redirect
+    if website == "auto" and has_website(source_s3, job.source_bucket):
+        website = "copy"
+    settled = dataclasses.replace(
+        job,
+        options=dataclasses.replace(options, object_lock=lock, website_redirect=website),
+        source_region=job.source_region or bucket_region(source_s3, job.source_bucket),
+        dest_region=job.dest_region or bucket_region(dest_s3, job.dest_bucket),
+    )
+    log.info(
+        "bucket settings",
+        extra={
+            "source_region": settled.source_region,
+            "dest_region": settled.dest_region,
+            "object_lock": lock,
+            "website_redirect": website,
+        },
+    )
+    return settled
