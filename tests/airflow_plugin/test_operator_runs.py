@@ -59,8 +59,8 @@ def dispatches(monkeypatch: pytest.MonkeyPatch) -> list[DispatchReport]:
     """What every start_run of the operator reported."""
     reports: list[DispatchReport] = []
 
-    def recording(*args: Any) -> DispatchReport:
-        reports.append(runner.start_run(*args))
+    def recording(*args: Any, **kwargs: Any) -> DispatchReport:
+        reports.append(runner.start_run(*args, **kwargs))
         return reports[-1]
 
     monkeypatch.setattr("airflow_plugin.operators.start_run", recording)
