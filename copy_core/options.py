@@ -52,8 +52,8 @@ DIRECTORY_BUCKETS = (
     "(docs/regions.md)"
 )
 REQUEST_PAYERS = ("requester",)
-# "auto": carried where the source bucket has Object Lock and the destination too (resolved
-# once per run by the control plane, which sends "copy" or "none" to the workers).
+# "auto": resolved once per run by the control plane, which sends "copy" where the buckets
+# show something to carry; a worker reads "auto" as not carried on single copies.
 OBJECT_LOCK = ("auto", "copy", "none")
 WEBSITE_REDIRECT = ("auto", "copy", "none")
 SOURCE_ETAG_MARKERS = ("auto", "never")

@@ -185,7 +185,8 @@ class WorkerProcess:
             self.clients.frozen_credentials(identity),
             self.settings.keys_in_flight,
         )
-        return FastLane(transport, addressing, s3_headers(client), self.clients.principal(identity))
+        principal = self.clients.principal(identity)
+        return FastLane(transport, addressing, s3_headers(client), principal, request_payer)
 
     # --- taking work -------------------------------------------------------------------------
     def take_chunk(self, received: ChunkMessage | ChunkRef) -> str:

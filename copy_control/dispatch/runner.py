@@ -14,11 +14,14 @@ from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import Plan
 from copy_control.dispatch.sender import ChunkSender
 from copy_control.errors import InvalidRequest
-from copy_control.listing.bucket_settings import settle_job
+from copy_control.listing.bucket_settings import (
+    check_destination,
+    object_lock_decision,
+    settle_job,
+)
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
 from copy_control.listing.partitions import Partition
-from copy_control.listing.s3_listing import check_destination
 from copy_control.listing.sources import (
     KeySource,
     ListingOrderError,
@@ -91,9 +94,11 @@ def start_run(
     source = open_source(request, s3)
     try:
         source.check()  # raises InvalidRequest for bad input, before any write
+        job = existing.get("job", "")  # a run that exists keeps the job it was created with
         if not existing:
-            check_destination(s3, request.dest_bucket)
-        job = canonical_json(settle_job(request.job(run_id), s3, dest_s3 or s3).to_wire())
+            dest_region = check_destination(s3, request.dest_bucket)
+            settled = settle_job(request.job(run_id), s3, dest_s3 or s3, dest_region)
+            job = canonical_json(settled.to_wire())
         status = store.create_run(
             run_id, request.describe(), request.max_failures, job=job, controls=controls
         )
@@ -131,7 +136,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     try:
         source.check()
         check_destination(s3, request.dest_bucket)
-        settle_job(request.job("dry-run"), s3, dest_s3)  # refuses what the run would refuse
+        object_lock_decision(request.job("dry-run"), s3, dest_s3)  # as the run would refuse
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
         return sink.finish()

@@ -32,15 +32,38 @@ _NO_LOCK = ("ObjectLockConfigurationNotFoundError", "404", "NoSuchBucket")
 _NO_WEBSITE = ("NoSuchWebsiteConfiguration", "404", "NoSuchBucket")
 
 
-def bucket_region(client: S3Client, bucket: str) -> str | None:
-    """The bucket's region as S3 states it; None where S3 does not say (a stand-in)."""
+def _head_bucket(client: S3Client, bucket: str) -> tuple[str | None, str | None]:
+    """HeadBucket: the error code (None for a 200) and the region S3 names (None: not said)."""
     try:
         response = client.head_bucket(Bucket=bucket)
-        headers = response["ResponseMetadata"].get("HTTPHeaders", {})
+        code, headers = None, response["ResponseMetadata"].get("HTTPHeaders", {})
     except ClientError as exc:  # a 403 (another account's bucket) still names its region
+        code = error_code(exc)
         headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     region = headers.get(REGION_HEADER)
-    return str(region) if region else None
+    return code, str(region) if region else None
+
+
+def bucket_region(client: S3Client, bucket: str) -> str | None:
+    """The bucket's region as S3 states it; None where S3 does not say (a stand-in)."""
+    return _head_bucket(client, bucket)[1]
+
+
+def check_destination(client: S3Client, bucket: str) -> str | None:
+    """Refuse a destination bucket that does not exist, before anything is copied; return
+    its region, as S3 named it in the same answer.
+
+    S3 answers HeadBucket of a missing bucket with 404 whoever asks, so the listing identity
+    can tell; any other answer (403 for a bucket of another account, say) proves nothing and
+    is left to the copies.
+    """
+    code, region = _head_bucket(client, bucket)
+    if code in ("404", "NoSuchBucket"):
+        raise InvalidRequest(
+            f"destination bucket {bucket!r} does not exist (or is not visible from this "
+            "endpoint): create it, or fix the destination URL"
+        )
+    return region
 
 
 def object_lock_enabled(client: S3Client, bucket: str) -> bool | None:
@@ -67,35 +90,46 @@ def has_website(client: S3Client, bucket: str) -> bool:
     return True
 
 
-def settle_job(job: CopyJob, source_s3: S3Client, dest_s3: S3Client) -> CopyJob:
+def object_lock_decision(job: CopyJob, source_s3: S3Client, dest_s3: S3Client) -> str:
+    """What ``job.options.object_lock`` means for these buckets: "copy", or as it was.
+
+    ``auto`` becomes "copy" where the destination has Object Lock enabled and the source may
+    have it; an explicit "copy" into a bucket without Object Lock is refused (InvalidRequest).
+    """
+    lock = job.options.object_lock
+    if lock == "none":
+        return lock
+    dest_lock = object_lock_enabled(dest_s3, job.dest_bucket)
+    if lock == "copy" and dest_lock is False:
+        raise InvalidRequest(
+            f"--object-lock copy: the destination bucket {job.dest_bucket!r} does not have "
+            "Object Lock enabled, so S3 would refuse every retention and legal hold; enable "
+            "it on the bucket, or pass --object-lock none to copy without them"
+        )
+    source_may_have_it = lock == "auto" and dest_lock is True
+    if source_may_have_it and object_lock_enabled(source_s3, job.source_bucket) is not False:
+        return "copy"
+    return lock
+
+
+def settle_job(
+    job: CopyJob, source_s3: S3Client, dest_s3: S3Client, dest_region: str | None = None
+) -> CopyJob:
     """``job`` with its buckets' regions and its "auto" carry-over decisions resolved.
 
     ``source_s3`` reads the source bucket (the listing identity), ``dest_s3`` the destination
-    (the destination role where one is given). An explicit ``object_lock="copy"`` into a
-    bucket without Object Lock is refused here, before anything is copied.
+    (the destination role where one is given); ``dest_region``: the destination's region
+    where it is known already (``check_destination`` returns it).
     """
-    options = job.options
-    lock = options.object_lock
-    if lock != "none":
-        dest_lock = object_lock_enabled(dest_s3, job.dest_bucket)
-        if lock == "copy" and dest_lock is False:
-            raise InvalidRequest(
-                f"--object-lock copy: the destination bucket {job.dest_bucket!r} does not have "
-                "Object Lock enabled, so S3 would refuse every retention and legal hold; enable "
-                "it on the bucket, or pass --object-lock none to copy without them"
-            )
-        if lock == "auto":
-            source_lock = object_lock_enabled(source_s3, job.source_bucket)
-            carry = dest_lock is True and source_lock is not False
-            lock = "copy" if carry else "auto"
-    website = options.website_redirect
+    lock = object_lock_decision(job, source_s3, dest_s3)
+    website = job.options.website_redirect
     if website == "auto" and has_website(source_s3, job.source_bucket):
         website = "copy"
     settled = dataclasses.replace(
         job,
-        options=dataclasses.replace(options, object_lock=lock, website_redirect=website),
+        options=dataclasses.replace(job.options, object_lock=lock, website_redirect=website),
         source_region=job.source_region or bucket_region(source_s3, job.source_bucket),
-        dest_region=job.dest_region or bucket_region(dest_s3, job.dest_bucket),
+        dest_region=job.dest_region or dest_region or bucket_region(dest_s3, job.dest_bucket),
     )
     log.info(
         "bucket settings",

@@ -62,23 +62,6 @@ def check_prefix(client: S3Client, bucket: str, prefix: str) -> None:
         raise _explain(exc, bucket, prefix) from exc
 
 
-def check_destination(client: S3Client, bucket: str) -> None:
-    """Refuse a destination bucket that does not exist, before anything is copied.
-
-    S3 answers HeadBucket of a missing bucket with 404 whoever asks, so the listing identity
-    can tell; any other answer (403 for a bucket of another account, say) proves nothing and
-    is left to the copies.
-    """
-    try:
-        client.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        if error_code(exc) in ("404", "NoSuchBucket"):
-            raise InvalidRequest(
-                f"destination bucket {bucket!r} does not exist (or is not visible from this "
-                "endpoint): create it, or fix the destination URL"
-            ) from None
-
-
 def head_object(client: S3Client, bucket: str, key: str) -> ListedObject:
     """The one object a single-key copy names; a clear error if it is not there."""
     try:

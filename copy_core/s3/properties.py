@@ -26,8 +26,9 @@ CONTENT_HEADERS = (
     "ContentDisposition",
     "CacheControl",
 )
-# Metadata recorded on multipart copies only: their ETag is not the source's, so this is how a
-# later `overwrite="if-different"` run recognises the object it copied.
+# Metadata recorded on a copy whose ETag is not the source's and whose checksum cannot prove
+# it the same either (``needs_source_etag_marker``): how a later `overwrite="if-different"`
+# run recognises the object it copied.
 SOURCE_ETAG_META = "s3fanout-source-etag"
 OBJECT_LOCK_FIELDS = ("ObjectLockMode", "ObjectLockRetainUntilDate", "ObjectLockLegalHoldStatus")
 

@@ -164,34 +164,28 @@ class FastLane:
         addressing: Addressing,
         headers: tuple[dict[str, str], dict[str, str]],
         principal: str,
+        request_payer: str | None = None,
     ) -> None:
+        """``request_payer``: sent on every request, as the botocore clients send it."""
         self._http = http
         self._addressing = addressing
         self._copy_headers, self._head_headers = headers
         self._principal = principal
+        self._payer = {"RequestPayer": request_payer} if request_payer else {}
 
     # --- requests ------------------------------------------------------------------------
     def send_copy(self, job: CopyJob, key: _Key, done: Callable[..., None]) -> None:
-        params = single_copy_params(job, key.item, job.options, None)
-        if job.options.request_payer:
-            params["RequestPayer"] = job.options.request_payer
+        params = single_copy_params(job, key.item, job.options, None) | self._payer
         host, path = self._addressing.locate(params.pop("Bucket"), params.pop("Key"))
         headers = self._render(params, self._copy_headers)
         self._http.send("PUT", host, path, headers, done)
 
     def send_head(
-        self,
-        job: CopyJob,
-        bucket: str,
-        key: str,
-        if_match: str | None,
-        done: Callable[..., None],
+        self, bucket: str, key: str, if_match: str | None, done: Callable[..., None]
     ) -> None:
-        params: dict[str, Any] = {"ChecksumMode": "ENABLED"}
+        params: dict[str, Any] = {"ChecksumMode": "ENABLED", **self._payer}
         if if_match:
             params["IfMatch"] = if_match
-        if job.options.request_payer:
-            params["RequestPayer"] = job.options.request_payer
         host, path = self._addressing.locate(bucket, key)
         self._http.send("HEAD", host, path, self._render(params, self._head_headers), done)
 
@@ -365,9 +359,9 @@ class LaneDriver:
             key.chunk.handoff(key.index)
             return
         source_head = self._reply("head-source", key)
-        key.lane.send_head(job, job.source_bucket, key.item.source_key, key.item.etag, source_head)
+        key.lane.send_head(job.source_bucket, key.item.source_key, key.item.etag, source_head)
         dest_head = self._reply("head-dest", key)
-        key.lane.send_head(job, job.dest_bucket, key.item.dest_key, None, dest_head)
+        key.lane.send_head(job.dest_bucket, key.item.dest_key, None, dest_head)
 
     def _headed(
         self, kind: str, key: _Key, response: Response | None, error: BaseException | None

@@ -93,18 +93,24 @@ def accounts(
         yield found
 
 
+# The CLI's flags for the two roles of these tests.
+ROLE_ARGS = (
+    "--source-role-arn",
+    SOURCE_ROLE,
+    "--dest-role-arn",
+    DEST_ROLE,
+    "--external-id",
+    EXTERNAL_ID,
+)
+
+
 def run_cli(accounts: Accounts, *args: str) -> subprocess.CompletedProcess[str]:
     return run_s3fanout(
         "copy",
         *args,
         "--redis-url",
         accounts.redis_url,
-        "--source-role-arn",
-        SOURCE_ROLE,
-        "--dest-role-arn",
-        DEST_ROLE,
-        "--external-id",
-        EXTERNAL_ID,
+        *ROLE_ARGS,
         "--session-duration",
         "900",
         "--json",
