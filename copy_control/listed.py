@@ -18,3 +18,13 @@ class ListedObject:
     # A manifest row whose object HeadObject did not find (or may not read): it is still sent,
     # so that the copy reports it as one failed key with S3's reason.
     missing: bool = False
+    # The version the listing saw, pinned for the copy (None: whatever is current).
+    version_id: str | None = None
+    # An --all-versions listing: the key's earlier versions, oldest first, copied before this
+    # one so that the destination's versions come in the same order.
+    older: tuple[ListedObject, ...] = ()
+
+    @property
+    def versions(self) -> tuple[ListedObject, ...]:
+        """Every version this entry copies, oldest first."""
+        return (*self.older, self)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from copy_control.errors import InvalidRequest
 from copy_control.request import CopyRequest, build_options
-from copy_control.selection import build_selection
+from copy_control.selection import build_selection, parse_time
 from copy_control.units import format_size, parse_pairs, parse_size
 from copy_core.contract import COPY_MODES
 from copy_core.options import (
@@ -59,7 +59,8 @@ SELECTION = Group(
 )
 COPY = Group("how each object is copied")
 ROLES = Group("cross-account roles", "assumed through STS by the workers; no stored keys")
-GROUPS = (RUN, SELECTION, COPY, ROLES)
+MIRROR = Group("versions, sync and move", "see docs/mirroring.md")
+GROUPS = (RUN, SELECTION, MIRROR, COPY, ROLES)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,51 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _request(
         "listing_concurrency", SELECTION, "key ranges (or manifest files) listed at once", "count"
+    ),
+    # --- versions, sync and move -------------------------------------------------------------
+    _request(
+        "version_id",
+        MIRROR,
+        "copy this version of the single source key (CopySource with versionId)",
+        metavar="VERSION_ID",
+        templated=True,
+    ),
+    _request(
+        "all_versions",
+        MIRROR,
+        "copy every version of each key under the prefix, oldest first, so that the "
+        "(versioned) destination's versions come in the same order; delete markers are not "
+        "copied",
+        "bool",
+    ),
+    _request(
+        "as_of",
+        MIRROR,
+        "copy each key as it was at this ISO 8601 time: the version current then (keys that "
+        "did not exist or were deleted then are left out)",
+        "time",
+        templated=True,
+    ),
+    _request(
+        "delete_extraneous",
+        MIRROR,
+        "sync: once every copy has ended within max_failures, delete destination keys under "
+        "the destination prefix that match the filters and have no source key",
+        "bool",
+        flag="--delete",
+    ),
+    _request(
+        "max_delete",
+        MIRROR,
+        "with --delete: fail the run, deleting nothing, if it would delete more than N keys",
+        "int",
+    ),
+    _request(
+        "delete_source",
+        MIRROR,
+        "move: delete each source object (the listed version or ETag) once its copy is "
+        "recorded and verified; never on failure, skip or cancel",
+        "bool",
     ),
     # --- how each object is copied ----------------------------------------------------------
     _copy(
@@ -447,7 +493,9 @@ def _convert(option: Option, raw: Any, what: str) -> Any:  # noqa: PLR0911 - one
         return _positive(raw, what, "a positive number")
     if option.kind == "bool":
         return _boolean(raw, what)
-    return raw  # strings (choices), globs, times: CopyOptions, the request, the selection check
+    if option.kind == "time":
+        return parse_time(raw, what)
+    return raw  # strings (choices), globs: CopyOptions, the request, the selection check
 
 
 def _pairs(raw: Any, what: str) -> dict[str, str]:

@@ -6,11 +6,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from copy_control.errors import InvalidRequest
 from copy_control.s3url import check_bucket_name, check_key, parse_s3_url
-from copy_control.selection import Selection, build_selection
+from copy_control.selection import Selection, build_selection, parse_time
 from copy_core.contract import COPY_MODES, ContractError, CopyJob
 from copy_core.options import CopyOptions, InvalidOption
 
@@ -76,6 +77,16 @@ class CopyRequest:
     manifest: str | None = None
     selection: Selection | None = None
     listing_concurrency: int = DEFAULT_LISTING_CONCURRENCY
+    # Versions (docs/versions.md): one version of a single key, every version of each key,
+    # or each key as it was at a time.
+    version_id: str | None = None
+    all_versions: bool = False
+    as_of: datetime | None = None
+    # Mirror semantics (docs/mirroring.md): delete destination keys the source does not have
+    # (at most max_delete of them), or delete each source object once its copy is verified.
+    delete_extraneous: bool = False
+    max_delete: int | None = None
+    delete_source: bool = False
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")
@@ -97,6 +108,82 @@ class CopyRequest:
                 f"got {self.listing_concurrency}"
             )
         self._check_roles()
+        self._check_versions()
+        self._check_mirroring()
+
+    def _check_versions(self) -> None:
+        if self.version_id is not None:
+            if self.source_key is None:
+                raise InvalidRequest(
+                    "version_id names a version of one object: give a single source key, "
+                    "not a prefix (for every version under a prefix use all_versions)"
+                )
+            if not self.version_id or len(self.version_id) > 1024:
+                raise InvalidRequest("version_id must be a non-empty S3 version id")
+        if self.all_versions and self.as_of is not None:
+            raise InvalidRequest(
+                "all_versions copies every version and as_of the one current at a time: "
+                "give one of them"
+            )
+        if self.all_versions or self.as_of is not None:
+            what = "all_versions" if self.all_versions else "as_of"
+            if self.source_prefix is None or self.manifest is not None:
+                raise InvalidRequest(
+                    f"{what} lists a prefix's versions: give the source as a prefix "
+                    "(--recursive), without a manifest (a manifest names its versions in its "
+                    "rows)"
+                )
+        if self.all_versions and self.options.overwrite != "always":
+            raise InvalidRequest(
+                "all_versions writes each key's versions in order, as new versions of the "
+                f"destination key: it takes overwrite='always', not {self.options.overwrite!r}"
+            )
+        if self.as_of is not None and self.as_of.tzinfo is None:
+            raise InvalidRequest("as_of must be a time with a zone (UTC if none is given)")
+
+    def _check_mirroring(self) -> None:
+        if self.max_delete is not None and not self.delete_extraneous:
+            raise InvalidRequest("max_delete bounds delete_extraneous (--delete): give both")
+        if self.max_delete is not None and self.max_delete < 0:
+            raise InvalidRequest(f"max_delete must be 0 or more, got {self.max_delete}")
+        if self.delete_extraneous:
+            if self.source_prefix is None or self.manifest is not None:
+                raise InvalidRequest(
+                    "delete_extraneous (--delete) makes a destination prefix equal to a source "
+                    "prefix: give the source as a prefix (--recursive), without a manifest"
+                )
+            if self.all_versions or self.as_of is not None:
+                raise InvalidRequest(
+                    "delete_extraneous (--delete) compares the destination with the source's "
+                    "current keys: it does not go with all_versions or as_of"
+                )
+            if self.delete_source:
+                raise InvalidRequest(
+                    "delete_extraneous and delete_source together would empty both sides of "
+                    "keys: give one of them"
+                )
+            source, dest = self.source_prefix, self.dest_prefix or ""
+            if self.source_bucket == self.dest_bucket and (
+                source.startswith(dest) or dest.startswith(source)
+            ):
+                raise InvalidRequest(
+                    f"delete_extraneous (--delete) with the source s3://{self.source_bucket}/"
+                    f"{source} and the destination s3://{self.dest_bucket}/{dest} in one "
+                    "another would delete source objects as extraneous: choose prefixes "
+                    "that do not contain each other"
+                )
+        if self.delete_source:
+            if not self.options.verify:
+                raise InvalidRequest(
+                    "delete_source deletes a source object only once its copy is verified: "
+                    "it does not go with verify=False (--no-verify)"
+                )
+            if self.all_versions or self.as_of is not None:
+                raise InvalidRequest(
+                    "delete_source does not go with all_versions or as_of: a move of a "
+                    "prefix's history would delete versions for good; copy them, then expire "
+                    "them with a lifecycle rule"
+                )
 
     def _check_manifest(self) -> None:
         if self.manifest is None:
@@ -233,6 +320,7 @@ class CopyRequest:
             role_session_name=session_name(run_id),
             session_duration_s=self.session_duration_s,
             copy_mode=self.copy_mode,
+            delete_source=self.delete_source,
         )
 
     def listing_identity(self, run_id: str) -> Identity:
@@ -272,13 +360,31 @@ class CopyRequest:
             record["manifest"] = self.manifest
         if self.selection is not None and not self.selection.is_everything:
             record["selection"] = self.selection.describe()
+        record.update(self._described_extras())
         return record
+
+    def _described_extras(self) -> dict[str, Any]:
+        """Versions and mirroring, where used (runs recorded before them still resume)."""
+        extras: dict[str, Any] = {}
+        if self.version_id is not None:
+            extras["version_id"] = self.version_id
+        if self.all_versions:
+            extras["all_versions"] = True
+        if self.as_of is not None:
+            extras["as_of"] = self.as_of.isoformat()
+        if self.delete_extraneous:
+            extras["delete_extraneous"] = True
+            extras["max_delete"] = self.max_delete
+        if self.delete_source:
+            extras["delete_source"] = True
+        return extras
 
     def to_wire(self) -> dict[str, Any]:
         """The whole request as JSON-able data, for a worker that lists it (``from_wire``)."""
         record = {f.name: getattr(self, f.name) for f in fields(self)}
         record["options"] = self.options.to_wire()
         record["selection"] = None if self.selection is None else self.selection.describe()
+        record["as_of"] = None if self.as_of is None else self.as_of.isoformat()
         return record
 
     @classmethod
@@ -289,6 +395,7 @@ class CopyRequest:
             values["options"] = CopyOptions.from_wire(values.get("options") or {})
             selection = values.get("selection")
             values["selection"] = None if selection is None else build_selection(**selection)
+            values["as_of"] = parse_time(values.get("as_of"), "as_of")
             return cls(**values)
         except (ContractError, InvalidOption, TypeError) as exc:
             raise InvalidRequest(f"not a copy request: {exc}") from None

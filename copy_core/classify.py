@@ -127,7 +127,12 @@ def _classify_client_error(exc: ClientError) -> ClassifiedError:
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     code = str(error.get("Code") or status or "Unknown")
-    message = redact(str(error.get("Message") or exc))
+    return classify_answer(code, str(error.get("Message") or exc), status)
+
+
+def classify_answer(code: str, message: str, status: int | None = None) -> ClassifiedError:
+    """An error S3 answered with (a ClientError's, or one key's in a DeleteObjects reply)."""
+    message = redact(message)
     if code in THROTTLING_CODES:
         kind = ErrorKind.THROTTLING
     elif code in TRANSIENT_CODES or status in TRANSIENT_STATUS:

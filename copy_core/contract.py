@@ -28,6 +28,20 @@ LIST_TASK_NAME = "s3fanout.list_run"  # a whole run, listed and dispatched by a 
 QUEUE = "s3copy"
 FAILURES_IN_SUMMARY = 100
 ERROR_COUNTER = "errors:"  # run hash fields counting failed keys per error code
+# The delete phase of a sync is the listing partition of this id: its chunks ("delete-<n>")
+# hold destination keys to delete (each item's source_key and dest_key are that key).
+DELETE_PARTITION = "delete"
+
+
+def outcome_slots(job: CopyJob, n_items: int) -> int:
+    """How many outcomes a chunk of ``n_items`` keys records before it is done: one per key,
+    and in a move a second one per key, at ``n_items + index``, once its source is settled."""
+    return 2 * n_items if job.delete_source else n_items
+
+
+def is_delete_chunk(chunk_id: str) -> bool:
+    """Whether the chunk deletes destination keys (a sync's delete phase) or copies."""
+    return chunk_id.startswith(DELETE_PARTITION + "-")
 
 
 class ContractError(ValueError):
@@ -41,6 +55,13 @@ class KeyStatus(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    DELETED = "deleted"  # a destination key the source does not have, deleted by a sync
+    # A move's second outcome of each key (``outcome_slots``): its source deleted after the
+    # copy was recorded and verified; kept although copied (unverified, the delete failed, or
+    # the worker that copied it stopped first); untouched, as the key was not copied.
+    SOURCE_DELETED = "source_deleted"
+    SOURCE_KEPT = "source_kept"
+    SOURCE_UNTOUCHED = "source_untouched"
     # Not recorded: the key was split across workers, and whoever finishes it records it.
     DEFERRED = "deferred"
 
@@ -70,23 +91,36 @@ class CopyItem:
     size: int
     etag: str | None = None
     storage_class: str | None = None
+    # The source version to copy (None: the current one). A pinned version is what is copied
+    # and read, whatever is current when the copy runs.
+    version_id: str | None = None
 
     def to_wire(self) -> list[Any]:
-        # A list rather than a dict: chunks carry up to thousands of items.
-        return [self.source_key, self.dest_key, self.size, self.etag, self.storage_class]
+        # A list rather than a dict: chunks carry up to thousands of items. The version id is
+        # a sixth element only when there is one, so chunks without versions are still read
+        # by workers of an earlier version, and a chunk with versions is refused by them
+        # (their contract takes five elements) rather than copied as the current version.
+        wire = [self.source_key, self.dest_key, self.size, self.etag, self.storage_class]
+        return wire if self.version_id is None else [*wire, self.version_id]
 
     @classmethod
     def from_wire(cls, raw: Sequence[Any]) -> CopyItem:
-        if not isinstance(raw, Sequence) or len(raw) != 5:
+        if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) not in (5, 6):
             raise ContractError(
-                f"a copy item is [source_key, dest_key, size, etag, storage_class], got {raw!r}"
+                "a copy item is [source_key, dest_key, size, etag, storage_class"
+                f"[, version_id]], got {raw!r}"
             )
-        source_key, dest_key, size, etag, storage_class = raw
+        source_key, dest_key, size, etag, storage_class = raw[:5]
+        version_id = raw[5] if len(raw) == 6 else None
         _expect(isinstance(source_key, str) and isinstance(dest_key, str), "keys must be strings")
         _expect(isinstance(size, int) and size >= 0, f"size must be a non-negative int: {size!r}")
         _expect(etag is None or isinstance(etag, str), f"etag must be a string: {etag!r}")
         _expect(storage_class is None or isinstance(storage_class, str), "bad storage class")
-        return cls(source_key, dest_key, size, etag, storage_class)
+        _expect(
+            version_id is None or (isinstance(version_id, str) and version_id != ""),
+            f"version_id must be a non-empty string: {version_id!r}",
+        )
+        return cls(source_key, dest_key, size, etag, storage_class, version_id)
 
 
 COPY_MODES = ("server_side", "stream", "auto")
@@ -116,6 +150,10 @@ class CopyJob:
     # own). Every request is signed for its bucket's region; a copy goes to the destination's.
     source_region: str | None = None
     dest_region: str | None = None
+    # A move: each source object is deleted once its copy is recorded and verified. Left off
+    # the wire when False, so a worker of an earlier version refuses a move's chunks rather
+    # than copying them without deleting.
+    delete_source: bool = False
 
     def __post_init__(self) -> None:
         for name in ("source_bucket", "dest_bucket", "role_session_name"):
@@ -125,6 +163,7 @@ class CopyJob:
             value = getattr(self, name)
             _expect(value is None or isinstance(value, str), f"{name} must be a string")
         _expect(isinstance(self.session_duration_s, int), "session_duration_s must be an int")
+        _expect(isinstance(self.delete_source, bool), "delete_source must be a boolean")
         _expect(self.copy_mode in COPY_MODES, f"copy_mode must be one of {COPY_MODES}")
         if self.copy_mode != "server_side":
             _expect(
@@ -139,6 +178,8 @@ class CopyJob:
         for name in _REGIONS:  # absent when unknown: workers of an earlier version read it
             if wire[name] is None:
                 del wire[name]
+        if not self.delete_source:
+            del wire["delete_source"]
         return wire
 
     @classmethod
@@ -335,6 +376,7 @@ class KeyOutcome:
     retryable: bool = False
     verified: bool = False
     streamed: bool = False
+    version_id: str | None = None  # the source version, when the item pins one
 
     @property
     def extra_counters(self) -> tuple[str, ...]:
@@ -344,13 +386,16 @@ class KeyOutcome:
 
     def failure_record(self) -> dict[str, Any]:
         """The line this key contributes to the failure report."""
-        return {
+        record = {
             "key": self.source_key,
             "size": self.size,
             "error_code": self.error_code,
             "message": self.message,
             "attempts": self.attempts,
         }
+        if self.version_id is not None:
+            record["version_id"] = self.version_id
+        return record
 
 
 @dataclass(frozen=True)
@@ -394,6 +439,17 @@ class RunSummary:
     objects_cancelled: int = 0
     objects_filtered: int = 0  # seen by the listing or manifest, left out by the selection
     rate_limited_s: float = 0.0  # wall time the run wanted more than its rate caps allowed
+    # A sync (--delete): destination keys planned for deletion and deleted; how many it would
+    # have deleted when that was over its max_delete; whether its deletes were withheld (the
+    # run was cancelled, failed or refused them: nothing more was deleted).
+    objects_to_delete: int = 0
+    objects_deleted: int = 0
+    deletes_refused: int = 0
+    deletes_withheld: bool = False
+    # A move (--delete-source): sources deleted after their copies were verified, and sources
+    # kept although copied (the copy could not be verified, or the delete failed: see logs).
+    objects_source_deleted: int = 0
+    objects_source_kept: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -407,6 +463,12 @@ class RunSummary:
             "objects_cancelled",
             "objects_filtered",
             "rate_limited_s",
+            "objects_to_delete",
+            "objects_deleted",
+            "deletes_refused",
+            "deletes_withheld",
+            "objects_source_deleted",
+            "objects_source_kept",
         }
         missing = names - set(raw) - optional
         _expect(not missing, f"summary is missing {sorted(missing)}")
@@ -454,6 +516,12 @@ def summarize(
         objects_cancelled=counts["objects_cancelled"],
         objects_filtered=counts["objects_filtered"],
         rate_limited_s=round(rate_limited_ms / 1000, 3),
+        objects_to_delete=counts["objects_to_delete"],
+        objects_deleted=counts["objects_deleted"],
+        deletes_refused=counts["deletes_refused"],
+        deletes_withheld=run_hash.get("deletes_withheld") == "1",
+        objects_source_deleted=counts["objects_source_deleted"],
+        objects_source_kept=counts["objects_source_kept"],
     )
 
 
@@ -468,6 +536,11 @@ _COUNTERS = (
     "objects_verified",
     "objects_streamed",
     "objects_filtered",
+    "objects_to_delete",
+    "objects_deleted",
+    "deletes_refused",
+    "objects_source_deleted",
+    "objects_source_kept",
 )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,13 +29,23 @@ import redis
 
 from copy_core.aws.request_log import RequestLog
 from copy_core.classify import classify
-from copy_core.contract import ChunkMessage, ChunkResult, CopyItem, CopyJob, KeyOutcome, KeyStatus
+from copy_core.contract import (
+    ChunkMessage,
+    ChunkResult,
+    CopyItem,
+    CopyJob,
+    KeyOutcome,
+    KeyStatus,
+    is_delete_chunk,
+    outcome_slots,
+)
 from copy_core.logs import bound, log_event
 from copy_core.runs.leases import LeaseStore, chunk_member
 from copy_core.runs.store import QUEUE_PATIENCE_S, Recorded, RunStore
 from copy_workers.pacing import RateGate
 from copy_workers.retry import CauseBreaker, KeyRetryPolicy, RetriesExhausted, call_with_retries
 from copy_workers.s3.copier import CopyReport
+from copy_workers.s3.deletes import Deleted
 from copy_workers.s3.fastlane import FastLane, LaneDriver, eligible
 from copy_workers.settings import WorkerSettings
 from copy_workers.window import AdaptiveWindow
@@ -42,6 +53,7 @@ from copy_workers.window import AdaptiveWindow
 log = logging.getLogger(__name__)
 
 CopyFn = Callable[[CopyItem, RequestLog], CopyReport]
+DeleteFn = Callable[[Sequence[tuple[int, CopyItem]], RequestLog, KeyRetryPolicy], list[Deleted]]
 _ROOM_POLL_S = 0.02
 _RECORD_BACKOFF_MAX_S = 30.0
 _STOP_GRACE_S = 5.0
@@ -71,6 +83,8 @@ class CopyPaths:
     lane: FastLane | None = None
     split: CopyFn | None = None
     wants_split: Callable[[CopyItem], bool] = lambda _: False
+    delete: DeleteFn | None = None  # a sync's delete chunks
+    delete_source: Callable[[CopyItem, RequestLog], None] | None = None  # a move
 
 
 @dataclass
@@ -97,8 +111,11 @@ class Recorder:
         settings: WorkerSettings,
         observer: ChunkObserver,
         sleep: Callable[[float], None] = time.sleep,
+        on_recorded: Callable[[list[KeyOutcome], Recorded], None] = lambda batch, done: None,
     ) -> None:
         self.observer = observer
+        self._on_recorded = on_recorded
+        self._slots = outcome_slots(message.job, len(message.items))
         self._store = store
         self._message = message
         self._every_s = settings.flush_every_s
@@ -112,10 +129,12 @@ class Recorder:
         self.cancelling = False
         self.tally = _Tally()
 
-    def add(self, outcome: KeyOutcome) -> None:
+    def add(self, outcome: KeyOutcome, urgent: bool = False) -> None:
+        """Buffer an outcome; ``urgent``: record it now (a move deletes a source only once
+        its copy is recorded)."""
         with self._lock:
             self._buffer.append(outcome)
-            due = time.monotonic() - self._last_flush >= self._every_s
+            due = urgent or time.monotonic() - self._last_flush >= self._every_s
             if due or len(self._buffer) >= self._every_keys:
                 self._flush_locked(force=False)
 
@@ -131,6 +150,7 @@ class Recorder:
         if not batch and not force:
             return
         result = self._record(batch)
+        self._on_recorded(batch, result)
         self.cancelling = self.cancelling or result.cancelling
         self.tally.already += len(batch) - len(result.added)
         self.observer.recorded(result.added)
@@ -144,7 +164,7 @@ class Recorder:
         msg, pause = self._message, 0.5
         while True:
             try:
-                return self._store.record(msg.run_id, msg.chunk_id, len(msg.items), batch)
+                return self._store.record(msg.run_id, msg.chunk_id, self._slots, batch)
             except (redis.RedisError, OSError) as exc:
                 log.warning("cannot record outcomes yet; retrying", extra={"error": str(exc)})
                 self._sleep(pause)
@@ -172,6 +192,11 @@ class ChunkWork:
         self.member = chunk_member(message.chunk_id)
         self.lost = False  # another worker holds the chunk now: stop, record nothing more
         self.deferred = 0  # keys split across workers: whoever finishes them records them
+        # Versions of one key (--all-versions) are copied one after another, oldest first:
+        # dest key -> the indices still to start, each once the one before has an outcome.
+        self.waiting: dict[str, deque[int]] = {}
+        # A move: each key has a second outcome slot (its source), at len(items) + index.
+        self.moves = paths.delete_source is not None
         self._remaining = 0
         self._lock = threading.Lock()
 
@@ -183,17 +208,34 @@ class ChunkWork:
         if self.recorder.cancelling and not self.lost:
             self.emit(_cancelled(self.items, index), 0.0)
         else:
-            self._one_less()
+            self._next_version(index)
+            self.one_less(2 if self.moves else 1)  # nor will its source be settled here
 
     def emit(self, outcome: KeyOutcome, seconds: float) -> None:
-        if outcome.status is not KeyStatus.CANCELLED:
+        copy_outcome = outcome.index < len(self.items)
+        if outcome.status is not KeyStatus.CANCELLED and copy_outcome:
             self.recorder.observer.key_finished(outcome, seconds)
         if outcome.status is KeyStatus.DEFERRED:
             with self._lock:
                 self.deferred += 1
+            if self.moves:  # the worker that completes the split key settles its source
+                self.one_less()
         else:
-            self.recorder.add(outcome)
-        self._one_less()
+            # A move's copy outcome is recorded at once: its source is settled after that.
+            self.recorder.add(outcome, urgent=self.moves and copy_outcome)
+        if copy_outcome:
+            self._next_version(outcome.index)
+        self.one_less()
+
+    def _next_version(self, index: int) -> None:
+        """The key's next version starts once this one has an outcome (copied or not)."""
+        if not self.waiting:
+            return
+        with self._lock:
+            queued = self.waiting.get(self.items[index].dest_key)
+            following = queued.popleft() if queued else None
+        if following is not None:
+            self.engine.dispatch(self, [following])
 
     def handoff(self, index: int) -> None:
         self.engine.run_threaded(self, index, self.paths.copy)
@@ -203,9 +245,10 @@ class ChunkWork:
         with self._lock:
             self._remaining += count
 
-    def _one_less(self) -> None:
+    def one_less(self, count: int = 1) -> None:
+        """``count`` of the chunk's outcome slots need nothing more from this delivery."""
         with self._lock:
-            self._remaining -= 1
+            self._remaining -= count
             finished = self._remaining == 0
         if finished:
             self.engine.finish(self)
@@ -224,8 +267,10 @@ class ProcessEngine:
         holder: str,
         on_hold: Callable[[str, str], None] = lambda run_id, member: None,
         on_release: Callable[[str, str], None] = lambda run_id, member: None,
+        on_released: Callable[[str, tuple[str, ...]], None] = lambda run_id, chunks: None,
     ) -> None:
         self.settings = settings
+        self._on_released = on_released
         self.window = window
         self.stopped = False
         self._store = store
@@ -255,28 +300,134 @@ class ProcessEngine:
         gate: RateGate | None = None,
     ) -> None:
         """Start copying the keys of ``message`` without an outcome (the caller holds its lease)."""
-        recorder = Recorder(self._store, message, self.settings, self._observer)
+        work_box: list[ChunkWork] = []
+        recorder = Recorder(
+            self._store,
+            message,
+            self.settings,
+            self._observer,
+            on_recorded=lambda batch, done: self._recorded(work_box[0], batch, done),
+        )
         work = ChunkWork(self, message, paths, recorder, gate)
-        pending = [i for i in range(len(message.items)) if i not in recorded]
-        recorder.tally.already = len(message.items) - len(pending)
+        work_box.append(work)
+        n = len(message.items)
+        slots = range(outcome_slots(message.job, n))
+        unsettled = [i for i in slots if i not in recorded]
+        pending = [i for i in unsettled if i < n]
+        recorder.tally.already = n - len(pending)
         with self._lock:
             self._chunks[(message.run_id, message.chunk_id)] = work
             self._observer.chunks_held(len(self._chunks))
         self._on_hold(message.run_id, work.member)
-        if not pending:
+        if not unsettled:
             self.finish(work)
             return
-        work.expect(len(pending))
+        work.expect(len(unsettled))
+        for slot in unsettled:
+            if slot >= n and slot - n in recorded:
+                # A move whose copy an earlier delivery recorded, then stopped before it
+                # settled the source: kept, as nothing here can tell whether it was deleted.
+                kept = _source_outcome(work, slot - n, KeyStatus.SOURCE_KEPT)
+                self._run_on_threads(work.emit, kept, 0.0)
+        if not pending:
+            return
         if not accepts_work:  # cancelled while it waited in the queue
             recorder.cancelling = True
             for index in pending:
                 work.drop(index)
             return
-        self._dispatch(work, pending)
+        if is_delete_chunk(message.chunk_id):
+            self._run_on_threads(self._delete_keys, work, pending)
+            return
+        self.dispatch(work, _first_versions(work, pending))
 
-    def _dispatch(self, work: ChunkWork, pending: list[int]) -> None:
+    def _recorded(self, work: ChunkWork, batch: list[KeyOutcome], recorded: Recorded) -> None:
+        """After a batch is recorded: send the delete chunks it released; in a move, settle
+        the source of each copy outcome it recorded (on a thread: this runs under the
+        recorder's lock)."""
+        if recorded.released:
+            self._on_released(work.message.run_id, recorded.released)
+        if not work.moves:
+            return
+        added = {outcome.index for outcome in recorded.added}
+        for outcome in batch:
+            if outcome.index >= len(work.items):
+                continue
+            if outcome.index not in added:  # another delivery recorded it, and settles it
+                self._run_on_threads(work.one_less)
+            elif outcome.status is KeyStatus.COPIED:
+                self._run_on_threads(self._move_source, work, outcome)
+            else:
+                untouched = _source_outcome(work, outcome.index, KeyStatus.SOURCE_UNTOUCHED)
+                self._run_on_threads(work.emit, untouched, 0.0)
+
+    def _run_on_threads(self, fn: Callable[..., None], *args: object) -> None:
+        with self._lock:
+            self._threads_queued += 1
+        self._threads.submit(self._counted, fn, *args)
+
+    def _counted(self, fn: Callable[..., None], *args: object) -> None:
+        with self._lock:
+            self._threads_queued -= 1
+        fn(*args)
+
+    def _delete_keys(self, work: ChunkWork, pending: list[int]) -> None:
+        """A sync's delete chunk: its destination keys in DeleteObjects batches."""
+        if work.stopping():
+            for index in pending:
+                work.drop(index)
+            return
+        assert work.paths.delete is not None, "a delete chunk needs the job's delete path"
+        gate = work.gate
+        requests = RequestLog(None if gate is None else lambda: gate.take(1))
+        started = time.monotonic()
+        with bound(work.message.run_id, work.message.chunk_id):
+            answers = work.paths.delete(
+                [(i, work.items[i]) for i in pending], requests, self._policy
+            )
+        seconds = time.monotonic() - started
+        for answer in answers:
+            item = work.items[answer.index]
+            status = KeyStatus.DELETED
+            if answer.error is not None:
+                status = KeyStatus.FAILED
+            elif answer.changed:
+                status = KeyStatus.SKIPPED  # rewritten since it was listed: left alone
+            error = answer.error
+            outcome = KeyOutcome(
+                answer.index,
+                item.dest_key,
+                status,
+                item.size,
+                retries=requests.retries,
+                error_code=None if error is None else error.code,
+                message=None if error is None else error.message,
+                retryable=error is not None and error.retryable,
+            )
+            work.emit(outcome, seconds)
+
+    def _move_source(self, work: ChunkWork, outcome: KeyOutcome) -> None:
+        """A move: delete the source of a copy recorded as copied, if it was verified."""
+        if work.stopping():  # whoever has the chunk now settles it
+            work.one_less()
+            return
+        delete = work.paths.delete_source
+        assert delete is not None
+        item, message = work.items[outcome.index], work.message
+        with bound(message.run_id, message.chunk_id):
+            status = settle_source(item, outcome, delete, self._policy)
+        work.emit(_source_outcome(work, outcome.index, status), 0.0)
+
+    def dispatch(self, work: ChunkWork, pending: list[int]) -> None:
+        """Start copying these keys of ``work``: on the lane, threaded, or split."""
         paths, items = work.paths, work.items
-        big = [i for i in pending if paths.split is not None and paths.wants_split(items[i])]
+        big = [
+            i
+            for i in pending
+            if paths.split is not None
+            and paths.wants_split(items[i])
+            and items[i].dest_key not in work.waiting  # a version's parts stay here, in order
+        ]
         fast: list[int] = []
         if paths.lane is not None:
             split_off = set(big)
@@ -353,6 +504,7 @@ class ProcessEngine:
                 error_code=error.code,
                 message=error.message,
                 retryable=error.retryable,
+                version_id=item.version_id,
             )
         self._breaker.succeeded(job)
         return KeyOutcome(
@@ -364,6 +516,7 @@ class ProcessEngine:
             attempts=key_retries + 1,
             verified=report.verified,
             streamed=report.streamed,
+            version_id=item.version_id,
         )
 
     # --- room, ends, and stopping ------------------------------------------------------------
@@ -429,8 +582,60 @@ class ProcessEngine:
         return drained
 
 
+def _first_versions(work: ChunkWork, pending: list[int]) -> list[int]:
+    """The keys to start now: all of them, but only the oldest pending version of a key that
+    has several in the chunk (the others wait in ``work.waiting``, in order)."""
+    items = work.items
+    if len({item.dest_key for item in items}) == len(items):
+        return pending
+    first: list[int] = []
+    for index in pending:  # the listing put each key's versions oldest first
+        queued = work.waiting.get(items[index].dest_key)
+        if queued is None:
+            work.waiting[items[index].dest_key] = deque()
+            first.append(index)
+        else:
+            queued.append(index)
+    return first
+
+
+def settle_source(
+    item: CopyItem,
+    outcome: KeyOutcome,
+    delete: Callable[[CopyItem, RequestLog], None],
+    policy: KeyRetryPolicy,
+) -> KeyStatus:
+    """Delete a moved key's source once its copy is recorded: only if the copy was verified,
+    retried as a copy is; a source that stays is logged with the reason."""
+    if not outcome.verified:
+        log.warning("source kept: its copy was not verified", extra={"key": item.source_key})
+        return KeyStatus.SOURCE_KEPT
+    try:
+        call_with_retries(lambda: delete(item, RequestLog()), policy)
+    except Exception as exc:  # the copy stands; the source stays, and says why
+        error = exc.error if isinstance(exc, RetriesExhausted) else classify(exc)
+        log.warning(
+            "source kept: it could not be deleted",
+            extra={"key": item.source_key, "error_code": error.code, "reason": error.message},
+        )
+        return KeyStatus.SOURCE_KEPT
+    return KeyStatus.SOURCE_DELETED
+
+
+def _source_outcome(work: ChunkWork, index: int, status: KeyStatus) -> KeyOutcome:
+    item = work.items[index]
+    slot = len(work.items) + index
+    return KeyOutcome(slot, item.source_key, status, attempts=0, version_id=item.version_id)
+
+
 def _cancelled(items: Sequence[CopyItem], index: int) -> KeyOutcome:
-    return KeyOutcome(index, items[index].source_key, KeyStatus.CANCELLED, attempts=0)
+    return KeyOutcome(
+        index,
+        items[index].source_key,
+        KeyStatus.CANCELLED,
+        attempts=0,
+        version_id=items[index].version_id,
+    )
 
 
 def _result(message: ChunkMessage, tally: _Tally) -> ChunkResult:

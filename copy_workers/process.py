@@ -28,16 +28,19 @@ from copy_core.contract import (
     ChunkRef,
     ContractError,
     CopyJob,
+    KeyOutcome,
+    KeyStatus,
     PartsMessage,
     canonical_json,
     digest,
     items_wire,
+    outcome_slots,
 )
 from copy_core.pool import PoolRegistry
 from copy_core.runs.leases import LISTING, LeaseStore, Returned, batch_member, chunk_of
 from copy_core.runs.rates import RateStore
 from copy_core.runs.store import QUEUE_PATIENCE_S, Recorded, RunStore, connect
-from copy_workers.engine import ChunkObserver, CopyPaths, ProcessEngine
+from copy_workers.engine import ChunkObserver, CopyPaths, ProcessEngine, settle_source
 from copy_workers.keeper import Keeper
 from copy_workers.pacing import RateGates
 from copy_workers.s3.clients import CopyClients, signer_identity
@@ -121,6 +124,7 @@ class WorkerProcess:
             self.token,
             on_hold=keeper.hold,
             on_release=keeper.release,
+            on_released=self.send_released,
         )
 
     @functools.cached_property
@@ -160,6 +164,8 @@ class WorkerProcess:
             lane=self.lane(message.job),
             split=starter.starter(message),
             wants_split=lambda item: starter.wants(message.job, item),
+            delete=copier.delete_extraneous,
+            delete_source=copier.delete_source if message.job.delete_source else None,
         )
 
     def lane(self, job: CopyJob) -> FastLane | None:
@@ -229,7 +235,16 @@ class WorkerProcess:
             return "held"
         self.keeper.hold(message.run_id, member)
         copier = self.copier(message.job)
-        batch = BatchCopier(self.splits, self.store, copier, self.parts_pool, on_recorded)
+
+        def recorded(done: Recorded) -> None:
+            on_recorded(done)
+            if done.released:  # the split key was the last copy of a sync
+                self.send_released(message.run_id, done.released)
+            if message.job.delete_source:
+                for outcome in done.added:  # a move: settle the source, as the engine does
+                    self._settle_split_source(message, outcome, copier)
+
+        batch = BatchCopier(self.splits, self.store, copier, self.parts_pool, recorded)
         try:
             result = batch.run(message, final_attempt=deliveries > self.settings.chunk_retries)
         except BatchIncomplete:
@@ -240,6 +255,21 @@ class WorkerProcess:
             self.keeper.release(message.run_id, member)
         self.leases.drop(message.run_id, member, self.token)
         return result
+
+    def _settle_split_source(
+        self, message: PartsMessage, outcome: KeyOutcome, copier: ObjectCopier
+    ) -> None:
+        """A move's split key, just recorded: its source slot, recorded here."""
+        status = KeyStatus.SOURCE_UNTOUCHED
+        if outcome.status is KeyStatus.COPIED:
+            policy = self.settings.key_retry_policy()
+            status = settle_source(message.item, outcome, copier.delete_source, policy)
+        slot = message.n_items + message.index
+        settled = KeyOutcome(
+            slot, message.item.source_key, status, attempts=0, version_id=message.item.version_id
+        )
+        slots = outcome_slots(message.job, message.n_items)
+        self.store.record(message.run_id, message.chunk_id, slots, [settled])
 
     @contextmanager
     def hold_listing(self, run_id: str) -> Iterator[bool]:
@@ -262,6 +292,13 @@ class WorkerProcess:
         resend = canonical_json({"task": PARTS_TASK_NAME, "kwargs": kwargs})
         self.leases.offer(message.run_id, member, resend, QUEUE_PATIENCE_S)
         self._send(PARTS_TASK_NAME, kwargs, message.label)
+
+    def send_released(self, run_id: str, chunk_ids: tuple[str, ...]) -> None:
+        """Send a sync's delete chunks, released once its copies are done (should this
+        process die first, the reaper sends them when their patience runs out)."""
+        for chunk_id in chunk_ids:
+            ref = ChunkRef(run_id, chunk_id)
+            self._send(TASK_NAME, {"chunk": ref.to_wire()}, ref.label)
 
     def resend(self, returned: Returned) -> None:
         """Send expired work again: a chunk by reference, other work by its stored message."""

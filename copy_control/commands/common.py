@@ -41,10 +41,26 @@ def print_summary(summary: RunSummary, as_json: bool) -> None:
         "filtered out": summary.objects_filtered,
         "streamed through workers": summary.objects_streamed,
         "cancelled before copy": summary.objects_cancelled,
+        f"of {summary.objects_to_delete} extraneous destination keys deleted": (
+            summary.objects_deleted if summary.objects_to_delete else 0
+        ),
+        "sources deleted after a verified copy": summary.objects_source_deleted,
+        "sources kept (copy unverified, or delete failed)": summary.objects_source_kept,
     }
     shown = [f"{count} {label}" for label, count in extras.items() if count]
     if shown:
         print("  " + ", ".join(shown))
+    if summary.deletes_refused:
+        print(
+            f"  sync: would delete {summary.deletes_refused} or more destination keys, over "
+            "--max-delete: nothing was deleted (check the source and destination, then raise "
+            "--max-delete or drop it)"
+        )
+    elif summary.deletes_withheld:
+        print(
+            f"  sync: {summary.objects_to_delete} extraneous destination keys were not deleted: "
+            "the run failed or was cancelled before its delete phase"
+        )
     for failure in summary.failures:
         print(f"  failed: {failure['key']}: {failure['error_code']}: {failure['message']}")
     if summary.failures_omitted:

@@ -265,3 +265,11 @@ def print_dry_run(report: DryRunReport, request: CopyRequest, as_json: bool) -> 
         f"{report.objects_missing:,} missing, of {report.objects_listed:,} selected in "
         f"{report.chunks:,} chunks; {report.objects_filtered:,} filtered out. Nothing was copied."
     )
+    if not request.delete_extraneous:
+        return
+    over = " (over --max-delete: the run would delete none)" if report.over_max_delete else ""
+    print(f"dry run: {report.objects_to_delete:,} destination keys would be deleted{over}:")
+    for key in report.keys_to_delete:
+        print(f"  delete s3://{request.dest_bucket}/{key}")
+    if report.keys_to_delete_omitted:
+        print(f"  ... and {report.keys_to_delete_omitted:,} more (--json lists the first ones)")

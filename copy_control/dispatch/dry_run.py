@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from copy_core.s3.overwrite import skip_existing, skip_from_listing
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+KEYS_SHOWN = 10_000
 CHUNKS_IN_FLIGHT = 8
 HEAD_THREADS = 32
 LIST_PAGE = 1000
@@ -48,6 +49,12 @@ class DryRunReport:
     partitions: int = 0
     duration_s: float = 0.0
     dry_run: bool = field(default=True, init=False)
+    # A sync (--delete): the destination keys it would delete, listed up to KEYS_SHOWN, and
+    # whether that is more than its max_delete (the run would then delete none of them).
+    objects_to_delete: int = 0
+    keys_to_delete: list[str] = field(default_factory=list)
+    keys_to_delete_omitted: int = 0
+    over_max_delete: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,3 +204,21 @@ def _head(client: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         if error_code(exc) in MISSING_CODES:
             return None
         raise
+
+
+def count_deletes(
+    report: DryRunReport,
+    planned: Iterator[PlannedChunk | PartitionEnd],
+    max_delete: int | None,
+) -> None:
+    """Add a sync's delete phase to the report: every key it would delete, in key order."""
+    for chunk in planned:
+        if not isinstance(chunk, PlannedChunk):
+            continue
+        for item in chunk.items:
+            report.objects_to_delete += 1
+            if len(report.keys_to_delete) < KEYS_SHOWN:
+                report.keys_to_delete.append(item.dest_key)
+            else:
+                report.keys_to_delete_omitted += 1
+    report.over_max_delete = max_delete is not None and report.objects_to_delete > max_delete

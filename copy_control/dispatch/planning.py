@@ -57,14 +57,17 @@ def plan_partition(
     buffer: list[CopyItem] = []
     missing: list[int] = []
     number, filtered, position = start.next_chunk, start.filtered, start.position
-    for position, obj in entries:
-        if obj is None or not plan.accepts(obj):
-            filtered += 1
-            continue
-        if obj.missing:
-            missing.append(len(buffer))
-        buffer.append(_item(obj, plan))
-        if len(buffer) == plan.chunk_size:
+    for position, entry in entries:
+        versions = () if entry is None else entry.versions
+        accepted = [obj for obj in versions if plan.accepts(obj)]
+        filtered += max(len(versions), 1) - len(accepted)
+        for obj in accepted:
+            if obj.missing:
+                missing.append(len(buffer))
+            buffer.append(_item(obj, plan))
+        # A key's versions stay in one chunk (the worker copies them in order), so a chunk
+        # ends at an entry and may hold more than chunk_size items when a key has many.
+        if len(buffer) >= plan.chunk_size:
             cursor = Cursor(position, number + 1, filtered)
             yield _chunk(partition, number, buffer, cursor, missing)
             buffer, missing, number = [], [], number + 1
@@ -78,7 +81,8 @@ def plan_partition(
 
 
 def _item(obj: ListedObject, plan: Plan) -> CopyItem:
-    return CopyItem(obj.key, plan.dest_for(obj.key), obj.size, obj.etag, obj.storage_class)
+    dest = plan.dest_for(obj.key)
+    return CopyItem(obj.key, dest, obj.size, obj.etag, obj.storage_class, obj.version_id)
 
 
 def _chunk(

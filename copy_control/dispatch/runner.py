@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from copy_control.dispatch.admission import Admission
-from copy_control.dispatch.dry_run import DestState, DryRunReport, DryRunSink
+from copy_control.dispatch.deletes import DeletePhase, plan_deletes
+from copy_control.dispatch.dry_run import DestState, DryRunReport, DryRunSink, count_deletes
 from copy_control.dispatch.fanout import Fanout, PartitionLog, Sink
 from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import Plan
@@ -16,6 +17,7 @@ from copy_control.dispatch.sender import ChunkSender
 from copy_control.errors import InvalidRequest
 from copy_control.listing.bucket_settings import (
     check_destination,
+    check_versioning,
     object_lock_decision,
     settle_job,
 )
@@ -28,10 +30,11 @@ from copy_control.listing.sources import (
     ManifestSource,
     PrefixSource,
     Source,
+    VersionSource,
 )
 from copy_control.request import CopyRequest, check_same_request
 from copy_control.selection import Selection, Selector
-from copy_core.contract import RunStatus, canonical_json
+from copy_core.contract import DELETE_PARTITION, RunStatus, canonical_json
 from copy_core.pool import PoolRegistry
 from copy_core.runs.controls import RunControls
 from copy_core.runs.store import RunStore
@@ -97,6 +100,7 @@ def start_run(
         job = existing.get("job", "")  # a run that exists keeps the job it was created with
         if not existing:
             dest_region = check_destination(s3, request.dest_bucket)
+            check_versioning(request, dest_s3 or s3)
             settled = settle_job(request.job(run_id), s3, dest_s3 or s3, dest_region)
             job = canonical_json(settled.to_wire())
         status = store.create_run(
@@ -107,13 +111,16 @@ def start_run(
         if RunStatus(status).is_final or existing.get("listing_done") == "1":
             return DispatchReport(run_id, status, 0, resumed=bool(existing))
         partition_log = ListingLog(store, run_id)
-        recorded = partition_log.load()
+        recorded = [p for p in partition_log.load() if p.pid != DELETE_PARTITION]
         partitions = recorded or _first_partitions(source, partition_log)
         with Admission(store, run_id, controls.weight) as admission:
             sender = ChunkSender(app, store, run_id, partition_log, admission)
-            _dispatch_partitions(
+            listed = _dispatch_partitions(
                 request, source, partitions, sender, partition_log, store, run_id, bool(recorded)
             )
+        if listed and request.delete_extraneous:
+            phase = DeletePhase(store, run_id, partition_log, request.max_delete)
+            phase.run(request, s3, dest_s3 or s3)
     finally:
         source.close()
     final = store.finish_listing(run_id) or status
@@ -136,10 +143,14 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     try:
         source.check()
         check_destination(s3, request.dest_bucket)
+        check_versioning(request, dest_s3)
         object_lock_decision(request.job("dry-run"), s3, dest_s3)  # as the run would refuse
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
-        return sink.finish()
+        report = sink.finish()
+        if request.delete_extraneous:
+            count_deletes(report, plan_deletes(request, s3, dest_s3), request.max_delete)
+        return report
     finally:
         sink.close()
         source.close()
@@ -151,10 +162,12 @@ def open_source(request: CopyRequest, s3: S3Client) -> Source:
     location = request.manifest_location
     if location is not None:
         return ManifestSource(s3, location, request.source_bucket)
+    if request.source_prefix is not None and (request.all_versions or request.as_of):
+        return VersionSource(s3, request.source_bucket, request.source_prefix, request.as_of)
     if request.source_prefix is not None:
         return PrefixSource(s3, request.source_bucket, request.source_prefix)
     assert request.source_key is not None
-    return KeySource(s3, request.source_bucket, request.source_key)
+    return KeySource(s3, request.source_bucket, request.source_key, request.version_id)
 
 
 def _first_partitions(source: Source, partition_log: ListingLog) -> list[Partition]:
@@ -172,10 +185,13 @@ def _dispatch_partitions(
     store: RunStore,
     run_id: str,
     resumed: bool,
-) -> None:
+) -> bool:
+    """Dispatch the copy chunks; False if the run was cancelled meanwhile."""
     try:
         if not _build_fanout(request, source, sender, partition_log).run(partitions, resumed):
             log.info("dispatch stopped: run %s was cancelled", run_id)
+            return False
+        return True
     except (ManifestError, ListingOrderError) as exc:
         # Found after dispatch began (a bad manifest row, an endpoint that lists out of S3's
         # order): the run cannot be completed as asked, so it is cancelled, not left hanging.

@@ -25,6 +25,8 @@ from copy_core.contract import CopyJob
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from copy_control.request import CopyRequest
+
 log = logging.getLogger(__name__)
 
 REGION_HEADER = "x-amz-bucket-region"
@@ -64,6 +66,27 @@ def check_destination(client: S3Client, bucket: str) -> str | None:
             "endpoint): create it, or fix the destination URL"
         )
     return region
+
+
+def check_versioning(request: CopyRequest, dest: S3Client) -> None:
+    """An --all-versions copy needs a destination that keeps versions: refuse one that would
+    keep only the last, before anything is copied (a denied read proves nothing: go on)."""
+    if not request.all_versions:
+        return
+    try:
+        status = dest.get_bucket_versioning(Bucket=request.dest_bucket).get("Status")
+    except ClientError as exc:
+        if error_code(exc) in DENIED_CODES:
+            log.warning("cannot read the destination's versioning; copying all versions")
+            return
+        raise
+    if status != "Enabled":
+        raise InvalidRequest(
+            f"all_versions copies every version, but versioning is not enabled on destination "
+            f"bucket {request.dest_bucket!r} (it would keep only the newest): enable it "
+            f"(aws s3api put-bucket-versioning --bucket {request.dest_bucket} "
+            "--versioning-configuration Status=Enabled), or copy without all_versions"
+        )
 
 
 def object_lock_enabled(client: S3Client, bucket: str) -> bool | None:

@@ -12,8 +12,9 @@ Two kinds, told apart by the manifest's name:
 
 Keys in CSV files are URL-encoded (``+`` or ``%20`` for a space, ``%2B`` for ``+``), as S3
 Inventory writes them and Batch Operations requires; Parquet keys are plain. Every row must
-name the source bucket. A row naming a specific version id is refused: copies are of the
-current version (CopySource carries no VersionId).
+name the source bucket. A row with a version id copies that version (CopySource with
+``versionId``); an inventory of all versions copies each key's current version, pinned to its
+version id.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Unresolved:
     """A row whose object's size and ETag are not in the manifest: HeadObject tells."""
 
     key: str
+    version_id: str | None = None
 
 
 Row = ListedObject | Unresolved | None  # None: not an object to copy (counted as filtered)
@@ -246,25 +248,21 @@ def to_object(row: Mapping[str, Any], file: ManifestFile, source_bucket: str, nu
             f"{row.get('bucket')!r}, but the source bucket is {source_bucket!r}: "
             "a manifest may only list objects of the source bucket"
         )
-    if file.inventory and "is_latest" in row:
-        if not _true(row.get("is_latest")) or _true(row.get("is_delete_marker")):
-            return None
-    elif row.get("version_id"):
-        raise ManifestError(
-            f"s3://{file.bucket}/{file.key} row {number + 1} names version "
-            f"{row['version_id']!r} of {row['key']!r}: copying a given version is not "
-            "supported (the current version is copied); remove the version id column"
-        )
+    superseded = not _true(row.get("is_latest")) or _true(row.get("is_delete_marker"))
+    if file.inventory and "is_latest" in row and superseded:
+        return None
+    version_id = row.get("version_id") or None
     try:
         size, etag = _int(row.get("size")), row.get("e_tag")
         if size is None or not etag:
-            return Unresolved(row["key"])
+            return Unresolved(row["key"], version_id)
         return ListedObject(
             row["key"],
             size,
             etag if etag.startswith('"') else f'"{etag}"',
             row.get("storage_class") or None,
             _time(row.get("last_modified_date")),
+            version_id=version_id,
         )
     except (TypeError, ValueError) as exc:
         raise ManifestError(

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PAGE_SIZE = 1000
+LIST_ACTION = "s3:ListBucket"
+VERSIONS_ACTION = "s3:ListBucketVersions"  # ListObjectVersions (and GetObjectVersion to read)
 
 
 def from_listing(obj: Mapping[str, Any]) -> ListedObject:
@@ -51,7 +53,7 @@ def list_range_pages(
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
             size = page_size
     except ClientError as exc:
-        raise _explain(exc, bucket, prefix) from exc
+        raise explain_listing_error(exc, bucket, prefix) from exc
 
 
 def check_prefix(client: S3Client, bucket: str, prefix: str) -> None:
@@ -59,41 +61,55 @@ def check_prefix(client: S3Client, bucket: str, prefix: str) -> None:
     try:
         client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
     except ClientError as exc:
-        raise _explain(exc, bucket, prefix) from exc
+        raise explain_listing_error(exc, bucket, prefix) from exc
 
 
-def head_object(client: S3Client, bucket: str, key: str) -> ListedObject:
-    """The one object a single-key copy names; a clear error if it is not there."""
+def head_object(
+    client: S3Client, bucket: str, key: str, version_id: str | None = None
+) -> ListedObject:
+    """The one object (or version) a single-key copy names; a clear error if it is not there."""
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
+        head = client.head_object(Bucket=bucket, Key=key, **_version(version_id))
     except ClientError as exc:
-        raise _explain(exc, bucket, key) from exc
-    return _from_head(key, head)
+        if version_id is not None and error_code(exc) in (*MISSING_CODES, "400"):
+            raise InvalidRequest(
+                f"s3://{bucket}/{key} has no version {version_id!r} (check the version id: "
+                f"aws s3api list-object-versions --bucket {bucket} --prefix {key!r})"
+            ) from exc
+        raise explain_listing_error(exc, bucket, key) from exc
+    return _from_head(key, head, version_id)
 
 
-def resolve(client: S3Client, bucket: str, key: str) -> ListedObject:
+def resolve(client: S3Client, bucket: str, key: str, version_id: str | None = None) -> ListedObject:
     """Size, ETag and date of a manifest row's object; ``missing`` if it cannot be read."""
     try:
-        head = client.head_object(Bucket=bucket, Key=key)
+        head = client.head_object(Bucket=bucket, Key=key, **_version(version_id))
     except ClientError as exc:
         code = error_code(exc)
-        if code in MISSING_CODES or code in ("AccessDenied", "403"):
-            return ListedObject(key, 0, None, missing=True)
+        if code in MISSING_CODES or code in ("AccessDenied", "403", "400"):
+            return ListedObject(key, 0, None, missing=True, version_id=version_id)
         raise
-    return _from_head(key, head)
+    return _from_head(key, head, version_id)
 
 
-def _from_head(key: str, head: Mapping[str, Any]) -> ListedObject:
+def _version(version_id: str | None) -> dict[str, Any]:
+    return {} if version_id is None else {"VersionId": version_id}
+
+
+def _from_head(key: str, head: Mapping[str, Any], version_id: str | None) -> ListedObject:
     return ListedObject(
         key,
         head["ContentLength"],
         head.get("ETag"),
         head.get("StorageClass"),
         head.get("LastModified"),
+        version_id=version_id,
     )
 
 
-def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
+def explain_listing_error(
+    exc: ClientError, bucket: str, key: str, action: str = LIST_ACTION
+) -> Exception:
     """Turn the errors a user can fix into InvalidRequest; keep the rest as they are."""
     code = error_code(exc)
     if exc.operation_name == "AssumeRole":
@@ -108,7 +124,7 @@ def _explain(exc: ClientError, bucket: str, key: str) -> Exception:
     if code in ("AccessDenied", "403", "AllAccessDisabled"):
         return InvalidRequest(
             f"access denied listing s3://{bucket}/{key}: the listing identity needs "
-            f"s3:ListBucket on arn:aws:s3:::{bucket} (and s3:GetObject for a single key); "
+            f"{action} on arn:aws:s3:::{bucket} (and s3:GetObject for a single key); "
             "if it is a requester-pays bucket, pass --request-payer requester "
             "(operator: request_payer='requester')"
         )

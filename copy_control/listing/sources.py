@@ -5,6 +5,7 @@
   flat or nested, ends up listed in parallel.
 - ``ManifestSource``: the data files of a manifest, one partition each.
 - ``KeySource``: the one key of a single-object copy.
+- ``VersionSource``: every version of each key under a prefix, or the one current at a time.
 
 Every partition is described by a JSON-able ``spec`` that is stored with the run before the
 partition dispatches anything, so a resumed run reads exactly the same partitions.
@@ -15,8 +16,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Protocol
+
+from botocore.exceptions import ClientError
 
 from copy_control.errors import InvalidRequest
 from copy_control.listed import ListedObject
@@ -31,11 +35,14 @@ from copy_control.listing.manifest import (
 from copy_control.listing.partitions import Entry, Partition
 from copy_control.listing.s3_listing import (
     PAGE_SIZE,
+    VERSIONS_ACTION,
     check_prefix,
+    explain_listing_error,
     head_object,
     list_range_pages,
     resolve,
 )
+from copy_control.listing.versions import all_versions, key_versions, version_as_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -130,21 +137,61 @@ def _out_of_order(bucket: str, previous: str, key: str) -> ListingOrderError:
 
 
 class KeySource:
-    """The one object of a single-key copy."""
+    """The one object of a single-key copy (a given version of it, with ``version_id``)."""
 
-    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
-        self.client, self.bucket, self.key = client, bucket, key
+    def __init__(
+        self, client: S3Client, bucket: str, key: str, version_id: str | None = None
+    ) -> None:
+        self.client, self.bucket, self.key, self.version_id = client, bucket, key, version_id
         self._obj: ListedObject | None = None
 
     def check(self) -> None:
-        self._obj = head_object(self.client, self.bucket, self.key)
+        self._obj = head_object(self.client, self.bucket, self.key, self.version_id)
 
     def initial(self) -> list[Partition]:
         return [Partition("k0", {"key": self.key})]
 
     def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
         if partition.cursor.position is None:
-            yield self.key, self._obj or head_object(self.client, self.bucket, self.key)
+            found = self._obj or head_object(self.client, self.bucket, self.key, self.version_id)
+            yield self.key, found
+
+    def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class VersionSource:
+    """A prefix's versions (ListObjectVersions), one entry per key, read as one partition.
+
+    ``as_of`` None: every version of each key, oldest first (``--all-versions``); a time:
+    the version current then (``--as-of``). Keys with no version to copy are filtered.
+    """
+
+    def __init__(
+        self, client: S3Client, bucket: str, prefix: str, as_of: datetime | None = None
+    ) -> None:
+        self.client, self.bucket, self.prefix, self.as_of = client, bucket, prefix, as_of
+
+    def check(self) -> None:
+        try:
+            self.client.list_object_versions(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except ClientError as exc:
+            raise explain_listing_error(exc, self.bucket, self.prefix, VERSIONS_ACTION) from exc
+
+    def initial(self) -> list[Partition]:
+        return [Partition("v0", {"versions": "all" if self.as_of is None else "as-of"})]
+
+    def entries(self, partition: Partition, splitter: RangeSplitter) -> Iterator[Entry]:
+        after = partition.cursor.position
+        assert after is None or isinstance(after, str)
+        for key, history in key_versions(self.client, self.bucket, self.prefix, after):
+            if self.as_of is None:
+                yield key, all_versions(history)
+            else:
+                yield key, version_as_of(history, self.as_of)
 
     def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:
         return []
@@ -192,7 +239,7 @@ class ManifestSource:
 
     def _resolve(self, row: ListedObject | Unresolved | None) -> ListedObject | None:
         if isinstance(row, Unresolved):
-            return resolve(self.client, self.source_bucket, row.key)
+            return resolve(self.client, self.source_bucket, row.key, row.version_id)
         return row
 
     def split_points(self, first: str, last: str, end: str | None, pieces: int) -> list[str]:

@@ -89,6 +89,16 @@ class RunKeys:
         return f"{self.base}:chunk-done"
 
     @property
+    def held_deletes(self) -> str:
+        """Set of a sync's delete chunks registered while its copies run, sent once they are
+        all done (or dropped, if the run may not delete: see ``finalize.lua``)."""
+        return f"{self.base}:held-deletes"
+
+    def delete_phase(self) -> list[str]:
+        """The keys a script that may release or withhold the held deletes touches."""
+        return [self.held_deletes, self.chunk_items, self.leases, self.holders]
+
+    @property
     def chunk_items(self) -> str:
         """Hash: chunk id -> its items as wire JSON, while the chunk is in the pool.
 

@@ -41,6 +41,7 @@ _REGISTER_CHUNK = script("register_chunk", with_finalize=True)
 _FINISH_LISTING = script("finish_listing", with_finalize=True)
 _CANCEL = script("cancel", with_finalize=True)
 _RECORD = script("record", with_finalize=True)
+_REFUSE_DELETES = script("refuse_deletes", with_finalize=True)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Recorded:
 
     added: tuple[KeyOutcome, ...]
     run_status: str | None
+    released: tuple[str, ...] = ()  # a sync's delete chunks, released by this batch: send them
 
     @property
     def cancelling(self) -> bool:
@@ -138,6 +140,7 @@ class RunStore:
         self._cancel = client.register_script(_CANCEL)
         self._record = client.register_script(_RECORD)
         self._take = client.register_script(_TAKE)
+        self._refuse_deletes = client.register_script(_REFUSE_DELETES)
 
     @property
     def ttl_s(self) -> int:
@@ -184,11 +187,13 @@ class RunStore:
         n_bytes: int,
         items: str = "",
         patience_s: float = QUEUE_PATIENCE_S,
+        held: bool = False,
     ) -> int:
         """Count a chunk as dispatched (once) and keep its items (wire JSON) in the pool.
 
         -1 means the run is cancelled or over. ``patience_s``: a chunk no worker has taken
-        after that long is sent again (its message was lost).
+        after that long is sent again (its message was lost). ``held``: a delete chunk of a
+        sync, counted in ``objects_to_delete`` and not sent until every copy is done.
         """
         keys = RunKeys(run_id)
         run_keys = [keys.run, keys.dispatched, keys.chunk_items, keys.leases, keys.holders]
@@ -199,7 +204,9 @@ class RunStore:
             n_bytes,
             items,
             int(patience_s * 1000),
+            "1" if held else "",
         ]
+        run_keys.append(keys.held_deletes)
         return int(self._register(keys=run_keys, args=args))
 
     def take_chunk(
@@ -257,7 +264,16 @@ class RunStore:
     def finish_listing(self, run_id: str) -> str | None:
         """Mark the listing complete; finalizes the run if every chunk is already done."""
         keys = RunKeys(run_id)
-        status = self._finish(keys=[keys.run, keys.dispatched, keys.done], args=[self._ttl])
+        run_keys = [keys.run, keys.dispatched, keys.done, *keys.delete_phase()]
+        status = self._finish(keys=run_keys, args=[self._ttl])
+        return str(status) if status else None
+
+    def refuse_deletes(self, run_id: str, planned: int) -> str | None:
+        """A sync would delete ``planned`` keys, more than its max_delete: delete none, and
+        let the run fail once its copies are done. Returns the run's status."""
+        keys = RunKeys(run_id)
+        run_keys = [keys.run, keys.dispatched, keys.done, *keys.delete_phase()]
+        status = self._refuse_deletes(keys=run_keys, args=[self._ttl, planned])
         return str(status) if status else None
 
     def request_cancel(self, run_id: str) -> str | None:
@@ -268,7 +284,7 @@ class RunStore:
         """
         keys = RunKeys(run_id)
         run_keys = [keys.run, keys.dispatched, keys.done, keys.cancel_requested]
-        status = self._cancel(keys=run_keys, args=[self._ttl])
+        status = self._cancel(keys=[*run_keys, *keys.delete_phase()], args=[self._ttl])
         return str(status) if status else None
 
     def cancel_requested(self, run_id: str) -> bool:
@@ -351,14 +367,15 @@ class RunStore:
             n_items,
             json.dumps(batch),
             keys.chunk_done_channel,
+            int(QUEUE_PATIENCE_S * 1000),
         ]
         run_keys = [keys.run, keys.dispatched, keys.done, keys.progress, keys.failures]
         lease_keys = [keys.chunk_items, keys.leases, keys.holders, keys.deliveries]
-        positions, status = self._record(
-            keys=[*run_keys, keys.recorded(chunk_id), *lease_keys], args=args
+        positions, status, released = self._record(
+            keys=[*run_keys, keys.recorded(chunk_id), *lease_keys, keys.held_deletes], args=args
         )
         added = tuple(outcomes[int(p) - 1] for p in positions)
-        return Recorded(added, str(status) if status else None)
+        return Recorded(added, str(status) if status else None, tuple(map(str, released)))
 
     def run_hash(self, run_id: str) -> dict[str, str]:
         return decoded(self._redis.hgetall(RunKeys(run_id).run))

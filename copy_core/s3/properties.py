@@ -43,7 +43,16 @@ def single_copy_needs_head(options: CopyOptions) -> bool:
 
 
 def copy_source(job: CopyJob, item: CopyItem) -> dict[str, str]:
-    return {"Bucket": job.source_bucket, "Key": item.source_key}
+    """CopyObject's and UploadPartCopy's CopySource: the listed version when one is pinned."""
+    source = {"Bucket": job.source_bucket, "Key": item.source_key}
+    if item.version_id is not None:
+        source["VersionId"] = item.version_id
+    return source
+
+
+def source_version(item: CopyItem) -> dict[str, str]:
+    """The VersionId parameter of a read of the source (HeadObject, GetObject, tagging)."""
+    return {} if item.version_id is None else {"VersionId": item.version_id}
 
 
 def single_copy_params(

@@ -9,7 +9,7 @@ alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from copy_core.s3.properties import (
     needs_source_etag_marker,
     single_copy_needs_head,
     single_copy_params,
+    source_version,
     tag_dict,
 )
 from copy_core.s3.verify import (
@@ -36,7 +37,9 @@ from copy_core.s3.verify import (
     full_object_checksums,
     is_plain_md5,
 )
+from copy_workers.retry import KeyRetryPolicy
 from copy_workers.s3.clients import CopyClients, Side
+from copy_workers.s3.deletes import Deleted, delete_source_object, delete_with_retries
 from copy_workers.s3.multipart import copy_multipart
 from copy_workers.s3.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
 
@@ -103,6 +106,23 @@ class ObjectCopier:
             if self._job.copy_mode != "auto" or failed.code != "AccessDenied":
                 raise
         return self._stream(item, requests)
+
+    # --- deletes ---------------------------------------------------------------------------
+    def delete_extraneous(
+        self,
+        items: Sequence[tuple[int, CopyItem]],
+        requests: RequestLog,
+        policy: KeyRetryPolicy,
+    ) -> list[Deleted]:
+        """A sync's delete chunk: destination keys, deleted by whoever writes the copies."""
+        writer = self._clients.dest if self._job.copy_mode == "stream" else self._clients.copy
+        return delete_with_retries(writer, self._job, items, requests, policy)
+
+    def delete_source(self, item: CopyItem, requests: RequestLog) -> None:
+        """A move: delete the source of a verified copy, with the source role where one is
+        given (the identity that reads the source), else the one that signs the copies."""
+        owner = self._clients.source if self._job.source_role_arn else self._clients.copy_reader
+        delete_source_object(owner, self._job, item, requests)
 
     # --- overwrite policy ----------------------------------------------------------------
     def _skip(self, item: CopyItem, reader: Side, writer: Side, requests: RequestLog) -> bool:
@@ -258,8 +278,10 @@ class ObjectCopier:
         bucket = self._job.source_bucket if source else self._job.dest_bucket
         key = item.source_key if source else item.dest_key
         params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-        if source and item.etag:
-            params["IfMatch"] = item.etag
+        if source:
+            params.update(source_version(item))
+            if item.etag:
+                params["IfMatch"] = item.etag
         try:
             head = side.call(
                 requests,
@@ -294,6 +316,7 @@ class ObjectCopier:
                 key=item.source_key,
                 Bucket=self._job.source_bucket,
                 Key=item.source_key,
+                **source_version(item),
             )
         except CopyFailed as denied:
             raise CopyFailed(

@@ -181,12 +181,19 @@ class FastLane:
         self._http.send("PUT", host, path, headers, done)
 
     def send_head(
-        self, bucket: str, key: str, if_match: str | None, done: Callable[..., None]
+        self,
+        bucket: str,
+        key: str,
+        if_match: str | None,
+        done: Callable[..., None],
+        version_id: str | None = None,
     ) -> None:
         params: dict[str, Any] = {"ChecksumMode": "ENABLED", **self._payer}
         if if_match:
             params["IfMatch"] = if_match
         host, path = self._addressing.locate(bucket, key)
+        if version_id is not None:
+            path += f"?versionId={percent_encode(version_id, safe='')}"
         self._http.send("HEAD", host, path, self._render(params, self._head_headers), done)
 
     @staticmethod
@@ -197,8 +204,10 @@ class FastLane:
             if name == "Metadata":
                 headers += [(header + k, v) for k, v in value.items()]
             elif name == "CopySource":
-                source = f"{value['Bucket']}/{value['Key']}"
-                headers.append((header, percent_encode(source, safe=SAFE_CHARS + "/")))
+                source = percent_encode(f"{value['Bucket']}/{value['Key']}", safe=SAFE_CHARS + "/")
+                if "VersionId" in value:  # as botocore writes it: the id is not encoded
+                    source += f"?versionId={value['VersionId']}"
+                headers.append((header, source))
             elif hasattr(value, "tzinfo"):
                 headers.append((header, format_datetime(value, usegmt=True)))
             else:
@@ -359,7 +368,13 @@ class LaneDriver:
             key.chunk.handoff(key.index)
             return
         source_head = self._reply("head-source", key)
-        key.lane.send_head(job.source_bucket, key.item.source_key, key.item.etag, source_head)
+        key.lane.send_head(
+            job.source_bucket,
+            key.item.source_key,
+            key.item.etag,
+            source_head,
+            key.item.version_id,
+        )
         dest_head = self._reply("head-dest", key)
         key.lane.send_head(job.dest_bucket, key.item.dest_key, None, dest_head)
 
@@ -400,6 +415,7 @@ class LaneDriver:
             retries=key.retries,
             attempts=key.retries + 1,
             verified=verdict is not None and verdict.verified,
+            version_id=key.item.version_id,
         )
         key.chunk.emit(outcome, time.monotonic() - key.started)
 
@@ -437,6 +453,7 @@ class LaneDriver:
             error_code=error.code,
             message=error.message,
             retryable=error.retryable,
+            version_id=key.item.version_id,
         )
         key.chunk.emit(outcome, time.monotonic() - key.started)
 

@@ -26,7 +26,15 @@ import redis
 
 from copy_core.aws.request_log import RequestLog
 from copy_core.classify import classify
-from copy_core.contract import ChunkMessage, CopyItem, CopyJob, KeyOutcome, KeyStatus, PartsMessage
+from copy_core.contract import (
+    ChunkMessage,
+    CopyItem,
+    CopyJob,
+    KeyOutcome,
+    KeyStatus,
+    PartsMessage,
+    outcome_slots,
+)
 from copy_core.runs.keys import RunKeys
 from copy_core.runs.store import Recorded, RunStore
 from copy_core.s3.part_plan import plan_parts
@@ -287,9 +295,10 @@ class BatchCopier:
             retries=total,
             attempts=1,
             verified=verdict is not None and verdict.verified,
+            version_id=message.item.version_id,
         )
         self.on_recorded(
-            self.runs.record(message.run_id, message.chunk_id, message.n_items, [outcome])
+            self.runs.record(message.run_id, message.chunk_id, _slots(message), [outcome])
         )
 
     def _fail(
@@ -313,7 +322,12 @@ class BatchCopier:
             attempts=1,
             error_code=error.code if error else None,
             message=error.message if error else None,
+            version_id=message.item.version_id,
         )
         self.on_recorded(
-            self.runs.record(message.run_id, message.chunk_id, message.n_items, [outcome])
+            self.runs.record(message.run_id, message.chunk_id, _slots(message), [outcome])
         )
+
+
+def _slots(message: PartsMessage) -> int:
+    return outcome_slots(message.job, message.n_items)

@@ -21,7 +21,7 @@ from copy_core.aws.request_log import RequestLog
 from copy_core.contract import CopyItem, CopyJob
 from copy_core.options import MiB
 from copy_core.s3.part_plan import Part, plan_parts
-from copy_core.s3.properties import checksum_params
+from copy_core.s3.properties import checksum_params, source_version
 from copy_core.s3.verify import combine_part_crcs, encode_crc
 from copy_workers.s3.clients import Side
 from copy_workers.s3.multipart import (
@@ -139,6 +139,7 @@ class StreamCopy:
             "Bucket": self.job.source_bucket,
             "Key": self.item.source_key,
             "IfMatch": self.source_etag,
+            **source_version(self.item),
         }
         if part is not None:
             params["Range"] = part.copy_source_range

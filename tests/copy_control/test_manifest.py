@@ -87,14 +87,20 @@ def test_noncurrent_versions_delete_markers_and_blank_rows_are_not_objects(row) 
     assert to_object(row, INVENTORY, "src", 0) is None
 
 
-def test_the_current_version_of_an_all_versions_inventory_is_copied() -> None:
+def test_the_current_version_of_an_all_versions_inventory_is_copied_pinned() -> None:
     row = {"bucket": "src", "key": "k", "version_id": "v2", "is_latest": "true", "size": 1}
     row["e_tag"] = '"e"'
-    assert to_object(row, INVENTORY, "src", 0) == ListedObject("k", 1, '"e"')
+    assert to_object(row, INVENTORY, "src", 0) == ListedObject("k", 1, '"e"', version_id="v2")
 
 
-def test_version_ids_and_other_buckets_are_refused_with_the_row() -> None:
-    with pytest.raises(ManifestError, match="row 8 names version 'v1'"):
-        to_object({"bucket": "src", "key": "k", "version_id": "v1"}, BATCH, "src", 7)
+def test_a_batch_row_with_a_version_id_copies_that_version() -> None:
+    row = {"bucket": "src", "key": "k", "version_id": "v1"}
+    assert to_object(row, BATCH, "src", 7) == Unresolved("k", "v1")
+    assert to_object({"bucket": "src", "key": "k", "version_id": ""}, BATCH, "src", 7) == (
+        Unresolved("k")
+    )
+
+
+def test_rows_of_other_buckets_are_refused_with_the_row() -> None:
     with pytest.raises(ManifestError, match="row 1 names bucket 'nope'"):
         to_object({"bucket": "nope", "key": "k"}, BATCH, "src", 0)

@@ -104,6 +104,12 @@ def test_summary_fields_are_the_documented_ones() -> None:
         "objects_cancelled",
         "objects_filtered",
         "rate_limited_s",
+        "objects_to_delete",
+        "objects_deleted",
+        "deletes_refused",
+        "deletes_withheld",
+        "objects_source_deleted",
+        "objects_source_kept",
     ]
 
 
@@ -148,3 +154,21 @@ def test_bucket_regions_travel_in_the_job_and_are_absent_when_unknown() -> None:
     # in its own region.
     older = {name for name in wire} - {"source_region", "dest_region"}
     assert set(plain.to_wire()) == older
+
+
+def test_a_pinned_version_travels_as_a_sixth_element_only_when_there_is_one() -> None:
+    plain = CopyItem("k", "d", 3, '"e"')
+    pinned = CopyItem("k", "d", 3, '"e"', version_id="3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY")
+    assert len(plain.to_wire()) == 5  # what workers of an earlier version read
+    assert len(pinned.to_wire()) == 6  # which they refuse, rather than copy the current one
+    for item in (plain, pinned):
+        assert CopyItem.from_wire(json.loads(json.dumps(item.to_wire()))) == item
+    with pytest.raises(ContractError, match="version_id must be a non-empty string"):
+        CopyItem.from_wire(["k", "d", 3, None, None, ""])
+
+
+def test_a_move_is_on_the_wire_only_when_it_is_one() -> None:
+    assert "delete_source" not in CopyJob("a-bucket", "b-bucket").to_wire()
+    moved = CopyJob("a-bucket", "b-bucket", delete_source=True)
+    assert CopyJob.from_wire(moved.to_wire()) == moved
+    assert contract.outcome_slots(moved, 10) == 20  # each key's source is settled too
