@@ -8,6 +8,7 @@ run: in the task (non-deferrable), or in the triggerer (``deferrable=True``, see
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ from copy_control.option_spec import (
     with_options_signature,
 )
 from copy_control.request import CopyRequest, check_same_request
+from copy_control.runs.batch_report import ReportWritten, describe, finish_report
 from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
 from copy_core.aws.clients import ClientFactory
 from copy_core.broker import DEFAULT_REDIS_URL
@@ -287,10 +289,27 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         return summary.to_dict()
 
     def _finish(self, client: redis.Redis, summary: RunSummary) -> dict[str, Any]:
+        # The completion report is written first: a failed run's report matters most.
+        written = self._write_report(RunStore(client), summary.run_id)
         # The outcome is reported now: the next execution of this task instance (a clear)
         # starts a new run instead of replaying this one.
         close_run(client, summary.run_id)
-        return self.report(summary)
+        result = self.report(summary)
+        if written is not None:
+            result["report"] = dataclasses.asdict(written)
+        return result
+
+    def _write_report(self, store: RunStore, run_id: str) -> ReportWritten | None:
+        """The run's completion report (``report=``), finished with the destination's
+        identity: the manifest and the failed keys' shards."""
+        if self.option("report") is None:
+            return None
+        request = self.build_request()
+        _, dest_s3 = control_clients(request, run_id, self._client_factory())
+        written = finish_report(store, run_id, dest_s3)
+        if written is not None:
+            self.log.info("%s", describe(written))
+        return written
 
     def _redis_url(self) -> str:
         if self.redis_conn_id and self.redis_url:

@@ -23,7 +23,7 @@ from copy_control.errors import InvalidRequest
 from copy_control.request import CopyRequest, build_options
 from copy_control.selection import build_selection, parse_time
 from copy_control.units import format_size, parse_pairs, parse_size
-from copy_core.contract import COPY_MODES
+from copy_core.contract import COPY_MODES, REPORT_SCOPES
 from copy_core.options import (
     CANNED_ACLS,
     CHECKSUM_ALGORITHMS,
@@ -177,6 +177,21 @@ OPTIONS: tuple[Option, ...] = (
         "run",
         "bool",
         None,
+    ),
+    _request(
+        "report",
+        RUN,
+        "write a completion report of every key in S3 Batch Operations' format (CSV shards "
+        "and a manifest.json) under s3://BUCKET/PREFIX/RUN_ID/, streamed as chunks finish "
+        "(see docs/reports.md)",
+        metavar="s3://BUCKET/PREFIX",
+        templated=True,
+    ),
+    _request(
+        "report_scope",
+        RUN,
+        "what the report lists: all keys, or the failed ones",
+        choices=REPORT_SCOPES,
     ),
     Option(
         "dry_run",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from copy_control.errors import InvalidRequest
 from copy_control.s3url import check_bucket_name, check_key, parse_s3_url
 from copy_control.selection import Selection, build_selection, parse_time
-from copy_core.contract import COPY_MODES, ContractError, CopyJob
+from copy_core.contract import COPY_MODES, REPORT_SCOPES, ContractError, CopyJob, ReportTarget
 from copy_core.options import CopyOptions, InvalidOption
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ class CopyRequest:
     delete_extraneous: bool = False
     max_delete: int | None = None
     delete_source: bool = False
+    # A completion report of every key (or of the failed ones), in S3 Batch Operations'
+    # format, under this s3://BUCKET/PREFIX (docs/reports.md).
+    report: str | None = None
+    report_scope: str = "all"
 
     def __post_init__(self) -> None:
         check_bucket_name(self.source_bucket, "source bucket")
@@ -110,6 +114,23 @@ class CopyRequest:
         self._check_roles()
         self._check_versions()
         self._check_mirroring()
+        self._check_report()
+
+    def _check_report(self) -> None:
+        if self.report_scope not in REPORT_SCOPES:
+            raise InvalidRequest(
+                f"report_scope must be one of {', '.join(REPORT_SCOPES)}, got {self.report_scope!r}"
+            )
+        if self.report is not None:
+            parse_s3_url(self.report, "report")
+
+    @property
+    def report_target(self) -> ReportTarget | None:
+        """Where the completion report goes (its bucket's region is settled by the run)."""
+        if self.report is None:
+            return None
+        bucket, prefix = parse_s3_url(self.report, "report")
+        return ReportTarget(bucket, prefix, self.report_scope)
 
     def _check_versions(self) -> None:
         if self.version_id is not None:
@@ -321,6 +342,7 @@ class CopyRequest:
             session_duration_s=self.session_duration_s,
             copy_mode=self.copy_mode,
             delete_source=self.delete_source,
+            report=self.report_target,
         )
 
     def listing_identity(self, run_id: str) -> Identity:
@@ -377,6 +399,8 @@ class CopyRequest:
             extras["max_delete"] = self.max_delete
         if self.delete_source:
             extras["delete_source"] = True
+        if self.report is not None:
+            extras["report"] = {"location": self.report, "scope": self.report_scope}
         return extras
 
     def to_wire(self) -> dict[str, Any]:

@@ -85,9 +85,10 @@ HINTS = {
 class CopyFailed(Exception):
     """A failure found by the copier itself (a checksum mismatch, a denied tag read, ...)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status  # S3's HTTP status, where S3 answered (a denial: 403)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class ClassifiedError:
 def classify(exc: BaseException) -> ClassifiedError:  # noqa: PLR0911 - one branch per kind
     """Classify any exception raised while copying a key."""
     if isinstance(exc, CopyFailed):
-        return ClassifiedError(ErrorKind.PERMANENT, exc.code, _message(exc))
+        return ClassifiedError(ErrorKind.PERMANENT, exc.code, _message(exc), exc.status)
     if isinstance(exc, ClientError):
         return _classify_client_error(exc)
     if _is_crt_error(exc):

@@ -124,6 +124,37 @@ class CopyItem:
 
 
 COPY_MODES = ("server_side", "stream", "auto")
+REPORT_SCOPES = ("all", "failed")
+
+
+@dataclass(frozen=True)
+class ReportTarget:
+    """Where a run's completion report goes (``copy_core.batch_report``), and what it holds:
+    every key (``all``) or the failed ones. ``region``: the report bucket's, if known."""
+
+    bucket: str
+    prefix: str = ""
+    scope: str = "all"
+    region: str | None = None
+
+    def __post_init__(self) -> None:
+        _expect(isinstance(self.bucket, str) and self.bucket != "", "report bucket is empty")
+        _expect(isinstance(self.prefix, str), "report prefix must be a string")
+        _expect(self.scope in REPORT_SCOPES, f"report scope must be one of {REPORT_SCOPES}")
+        _expect(self.region is None or isinstance(self.region, str), "bad report region")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_wire(cls, raw: Any) -> ReportTarget:
+        _expect(isinstance(raw, Mapping), "a report target is an object")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ContractError(f"bad report target: {exc}") from exc
+
+
 _REGIONS = ("source_region", "dest_region")
 
 
@@ -154,6 +185,8 @@ class CopyJob:
     # the wire when False, so a worker of an earlier version refuses a move's chunks rather
     # than copying them without deleting.
     delete_source: bool = False
+    # The run's completion report: workers stream the outcomes they record to it.
+    report: ReportTarget | None = None
 
     def __post_init__(self) -> None:
         for name in ("source_bucket", "dest_bucket", "role_session_name"):
@@ -180,6 +213,10 @@ class CopyJob:
                 del wire[name]
         if not self.delete_source:
             del wire["delete_source"]
+        if self.report is None:
+            del wire["report"]
+        else:
+            wire["report"] = self.report.to_wire()
         return wire
 
     @classmethod
@@ -190,7 +227,9 @@ class CopyJob:
         _expect(not unknown, f"unknown copy job fields {sorted(unknown)}")
         try:
             options = CopyOptions.from_wire(raw.get("options", {}))
-            return cls(**{**raw, "options": options})
+            report = raw.get("report")
+            target = None if report is None else ReportTarget.from_wire(report)
+            return cls(**{**raw, "options": options, "report": target})
         except (InvalidOption, TypeError) as exc:
             raise ContractError(f"bad copy job: {exc}") from exc
 
@@ -377,6 +416,8 @@ class KeyOutcome:
     verified: bool = False
     streamed: bool = False
     version_id: str | None = None  # the source version, when the item pins one
+    http_status: int | None = None  # of a failure, where S3 answered one
+    deleting: bool = False  # an outcome of a sync's delete phase (a destination key)
 
     @property
     def extra_counters(self) -> tuple[str, ...]:
@@ -395,6 +436,10 @@ class KeyOutcome:
         }
         if self.version_id is not None:
             record["version_id"] = self.version_id
+        if self.http_status is not None:
+            record["http_status"] = self.http_status
+        if self.deleting:
+            record["deleting"] = True
         return record
 
 

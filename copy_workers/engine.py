@@ -268,9 +268,11 @@ class ProcessEngine:
         on_hold: Callable[[str, str], None] = lambda run_id, member: None,
         on_release: Callable[[str, str], None] = lambda run_id, member: None,
         on_released: Callable[[str, tuple[str, ...]], None] = lambda run_id, chunks: None,
+        on_report: Callable[[CopyJob, str, str, list[KeyOutcome]], None] = lambda *_: None,
     ) -> None:
         self.settings = settings
         self._on_released = on_released
+        self._on_report = on_report
         self.window = window
         self.stopped = False
         self._store = store
@@ -345,8 +347,14 @@ class ProcessEngine:
         """After a batch is recorded: send the delete chunks it released; in a move, settle
         the source of each copy outcome it recorded (on a thread: this runs under the
         recorder's lock)."""
+        message = work.message
         if recorded.released:
-            self._on_released(work.message.run_id, recorded.released)
+            self._on_released(message.run_id, recorded.released)
+        if message.job.report is not None and recorded.added:
+            copies = [o for o in recorded.added if o.index < len(work.items)]
+            self._run_on_threads(
+                self._on_report, message.job, message.run_id, message.chunk_id, copies
+            )
         if not work.moves:
             return
         added = {outcome.index for outcome in recorded.added}
@@ -403,6 +411,8 @@ class ProcessEngine:
                 error_code=None if error is None else error.code,
                 message=None if error is None else error.message,
                 retryable=error is not None and error.retryable,
+                http_status=None if error is None else error.status,
+                deleting=True,
             )
             work.emit(outcome, seconds)
 
@@ -505,6 +515,7 @@ class ProcessEngine:
                 message=error.message,
                 retryable=error.retryable,
                 version_id=item.version_id,
+                http_status=error.status,
             )
         self._breaker.succeeded(job)
         return KeyOutcome(

@@ -43,6 +43,7 @@ from copy_core.runs.store import QUEUE_PATIENCE_S, Recorded, RunStore, connect
 from copy_workers.engine import ChunkObserver, CopyPaths, ProcessEngine, settle_source
 from copy_workers.keeper import Keeper
 from copy_workers.pacing import RateGates
+from copy_workers.report_writer import ReportWriter
 from copy_workers.s3.clients import CopyClients, signer_identity
 from copy_workers.s3.copier import ObjectCopier
 from copy_workers.s3.crt_http import Transport
@@ -125,6 +126,7 @@ class WorkerProcess:
             on_hold=keeper.hold,
             on_release=keeper.release,
             on_released=self.send_released,
+            on_report=self.reports.write,
         )
 
     @functools.cached_property
@@ -136,6 +138,11 @@ class WorkerProcess:
             refresh_margin_s=self.settings.credential_refresh_margin_s,
             on_throttle=self.window.throttled,
         )
+
+    @functools.cached_property
+    def reports(self) -> ReportWriter:
+        """Streams the completion report's rows of the batches this process records."""
+        return ReportWriter(self.clients, self.settings.key_retry_policy())
 
     @functools.cached_property
     def buffers(self) -> BufferBudget:
@@ -240,6 +247,7 @@ class WorkerProcess:
             on_recorded(done)
             if done.released:  # the split key was the last copy of a sync
                 self.send_released(message.run_id, done.released)
+            self.reports.write(message.job, message.run_id, message.chunk_id, list(done.added))
             if message.job.delete_source:
                 for outcome in done.added:  # a move: settle the source, as the engine does
                     self._settle_split_source(message, outcome, copier)

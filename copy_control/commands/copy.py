@@ -49,6 +49,7 @@ from copy_core.runs.store import RunGone, RunStore
 
 if TYPE_CHECKING:
     from celery import Celery
+    from mypy_boto3_s3 import S3Client
 
     from copy_control.dispatch.dry_run import DryRunReport
 
@@ -113,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
             prepared,
             run_id,
             lambda store, app, _: submit(request, run_id, store, app, prepared.controls),
+            lambda store: print(
+                f"s3fanout: write the report with `s3fanout report {run_id} --format batch-csv "
+                f"--output {request.report}` (--list-in-pool gives this process no S3 access)",
+                file=sys.stderr,
+            ),
         )
     # Imported here: listing in this process needs boto3, which --list-in-pool does without.
     from copy_control.dispatch.runner import control_clients, dry_run, start_run  # noqa: PLC0415
@@ -132,7 +138,16 @@ def run(args: argparse.Namespace) -> int:
         lambda store, app, created: start_run(
             request, run_id, s3, store, app, prepared.controls, created, dest_s3
         ),
+        lambda store: _write_report(store, run_id, dest_s3),
     )
+
+
+def _write_report(store: RunStore, run_id: str, dest_s3: S3Client) -> None:
+    from copy_control.runs.batch_report import describe, finish_report  # noqa: PLC0415
+
+    written = finish_report(store, run_id, dest_s3)
+    if written is not None:
+        print(f"s3fanout: {describe(written)}", file=sys.stderr)
 
 
 def _start_and_wait(
@@ -140,6 +155,7 @@ def _start_and_wait(
     prepared: PreparedCopy,
     run_id: str,
     start: Callable[[RunStore, Celery, Callable[[], None]], object],
+    report: Callable[[RunStore], None] = lambda store: None,
 ) -> int:
     store = open_store(args)
     _refuse_a_cancelled_run(store, run_id)
@@ -176,6 +192,8 @@ def _start_and_wait(
         except KeyboardInterrupt:  # before the run was recorded: nothing to follow
             print("s3fanout: interrupted before the run started", file=sys.stderr)
             return EXIT_INTERRUPTED
+    if prepared.request.report is not None:
+        report(store)
     print_summary(summary, as_json=args.json)
     return EXIT_OK if summary.status == RunStatus.SUCCEEDED else EXIT_FAILED
 

@@ -20,6 +20,7 @@ from copy_control.listing.bucket_settings import (
     check_versioning,
     object_lock_decision,
     settle_job,
+    settle_report,
 )
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
@@ -102,6 +103,7 @@ def start_run(
             dest_region = check_destination(s3, request.dest_bucket)
             check_versioning(request, dest_s3 or s3)
             settled = settle_job(request.job(run_id), s3, dest_s3 or s3, dest_region)
+            settled = settle_report(settled, dest_s3 or s3)
             job = canonical_json(settled.to_wire())
         status = store.create_run(
             run_id, request.describe(), request.max_failures, job=job, controls=controls
@@ -144,6 +146,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
         source.check()
         check_destination(s3, request.dest_bucket)
         check_versioning(request, dest_s3)
+        settle_report(request.job("dry-run"), dest_s3)
         object_lock_decision(request.job("dry-run"), s3, dest_s3)  # as the run would refuse
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())

@@ -68,6 +68,20 @@ def check_destination(client: S3Client, bucket: str) -> str | None:
     return region
 
 
+def settle_report(job: CopyJob, client: S3Client) -> CopyJob:
+    """The job with its report bucket's region; a report bucket that does not exist is
+    refused before anything is copied (a denied HeadBucket is left to the writes)."""
+    if job.report is None:
+        return job
+    bucket = job.report.bucket
+    code, region = _head_bucket(client, bucket)
+    if code in ("404", "NoSuchBucket"):
+        raise InvalidRequest(
+            f"report bucket {bucket!r} does not exist: create it, or fix the report URL"
+        )
+    return dataclasses.replace(job, report=dataclasses.replace(job.report, region=region))
+
+
 def check_versioning(request: CopyRequest, dest: S3Client) -> None:
     """An --all-versions copy needs a destination that keeps versions: refuse one that would
     keep only the last, before anything is copied (a denied read proves nothing: go on)."""

@@ -47,7 +47,8 @@ class Side:
             if error_code(exc) not in DENIED_CODES:
                 raise
             denied = Denied(self.principal, action, bucket, key, side, error_message(exc))
-            raise CopyFailed("AccessDenied", explain(denied)) from exc
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise CopyFailed("AccessDenied", explain(denied), status) from exc
 
 
 @dataclass(frozen=True)

@@ -214,11 +214,13 @@ class FastLane:
                 headers.append((header, str(value)))
         return headers
 
-    def denied(self, job: CopyJob, item: CopyItem, s3_message: str) -> CopyFailed:
+    def denied(
+        self, job: CopyJob, item: CopyItem, s3_message: str, status: int | None = None
+    ) -> CopyFailed:
         denial = Denied(
             self._principal, COPY_ACTION, job.source_bucket, item.source_key, "both", s3_message
         )
-        return CopyFailed("AccessDenied", explain(denial))
+        return CopyFailed("AccessDenied", explain(denial), status)
 
 
 _Event = tuple[str, _Key | None, Response | None, BaseException | None]
@@ -433,7 +435,7 @@ class LaneDriver:
             if job.copy_mode == "auto":
                 key.chunk.handoff(key.index)  # the threaded path streams it instead
                 return
-            error = classify(key.lane.denied(job, key.item, error.message))
+            error = classify(key.lane.denied(job, key.item, error.message, error.status))
         if error.kind is ErrorKind.THROTTLING:
             self.window.throttled()
         if error.retryable:
@@ -454,6 +456,7 @@ class LaneDriver:
             message=error.message,
             retryable=error.retryable,
             version_id=key.item.version_id,
+            http_status=error.status,
         )
         key.chunk.emit(outcome, time.monotonic() - key.started)
 

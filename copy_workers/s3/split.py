@@ -323,6 +323,7 @@ class BatchCopier:
             error_code=error.code if error else None,
             message=error.message if error else None,
             version_id=message.item.version_id,
+            http_status=error.status if error else None,
         )
         self.on_recorded(
             self.runs.record(message.run_id, message.chunk_id, _slots(message), [outcome])

@@ -8,6 +8,7 @@ refuses a copy it may not make (a move must then keep that key's source).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -264,3 +266,73 @@ def test_a_move_deletes_only_the_sources_copied_and_verified(world: World) -> No
     assert summary["objects_source_deleted"] == 9 and summary["objects_source_kept"] == 0
     assert set(all_keys(world.s3, source)) == {f"in/{POISON}"}  # the failed key's source stays
     assert _bodies(world.s3, dest) == {k.replace("in/", "out/"): b for k, b in moved.items()}
+
+
+# --- completion report ------------------------------------------------------------------------
+def _report(s3: Any, manifest_url: str) -> tuple[dict[str, Any], list[list[str]]]:
+    bucket, key = manifest_url.removeprefix("s3://").split("/", 1)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    rows: list[list[str]] = []
+    for shard in manifest["Results"]:
+        body = s3.get_object(Bucket=shard["Bucket"], Key=shard["Key"])["Body"].read()
+        assert hashlib.md5(body).hexdigest() == shard["MD5Checksum"], shard["Key"]
+        shard_rows = list(csv.reader(io.StringIO(body.decode())))
+        assert {row[3] for row in shard_rows} == {shard["TaskExecutionStatus"]}
+        rows += shard_rows
+    return manifest, rows
+
+
+def test_the_batch_report_lists_every_key_with_its_status(world: World) -> None:
+    source, dest, reports = world.bucket(), world.bucket(), world.bucket()
+    objects = {f"k/{i:02d} é+.txt": b"x" * i for i in range(11)}
+    _put(world.s3, source, {**objects, f"k/{POISON}": b"refused"})
+    _put(world.s3, dest, {"gone-1": b"old", "gone-2": b"old"})
+    run_id = f"report-{uuid.uuid4().hex[:8]}"
+
+    code, summary, err = world.copy(
+        f"s3://{source}/k/",
+        f"s3://{dest}/",
+        "--recursive",
+        "--delete",
+        "--max-failures",
+        "1",
+        "--run-id",
+        run_id,
+        "--report",
+        f"s3://{reports}/copies",
+    )
+
+    assert code == 0, err
+    assert summary["objects_deleted"] == 2
+    manifest_url = f"s3://{reports}/copies/{run_id}/manifest.json"
+    assert f"report: {manifest_url} (14 rows" in err
+    manifest, rows = _report(world.s3, manifest_url)
+    assert manifest["Format"] == "Report_CSV_20180820"
+    by_key = {(row[0], unquote(row[1])): row for row in rows}
+    assert len(rows) == len(by_key) == 14  # every key once
+    for key in objects:
+        assert by_key[(source, key)][3:6] == ["succeeded", "200", ""]
+        assert by_key[(source, key)][6] == "copied"
+    failed = by_key[(source, f"k/{POISON}")]
+    assert failed[3:6] == ["failed", "403", "AccessDenied"]
+    for key in ("gone-1", "gone-2"):
+        assert by_key[(dest, key)][3] == "succeeded" and by_key[(dest, key)][6].startswith(
+            "deleted"
+        )
+
+    done = run_cli(
+        "report",
+        run_id,
+        "--redis-url",
+        world.redis_url,
+        "--format",
+        "batch-csv",
+        "--scope",
+        "failed",
+        "--output",
+        f"s3://{reports}/failed-only",
+        endpoint=world.endpoint,
+    )
+    assert done.returncode == 0, done.stderr
+    _, failed_rows = _report(world.s3, f"s3://{reports}/failed-only/{run_id}/manifest.json")
+    assert [unquote(row[1]) for row in failed_rows] == [f"k/{POISON}"]
