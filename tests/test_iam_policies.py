@@ -25,6 +25,7 @@ OPERATIONS = {
     "get_object": "s3:GetObject",
     "get_object_tagging": "s3:GetObjectTagging",
     "delete_object": "s3:DeleteObject",
+    "delete_objects": "s3:DeleteObject",
 }
 WRITES = {"s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"}
 
@@ -68,7 +69,10 @@ def test_stream_roles_split_reading_from_writing() -> None:
     assert {"s3:ListBucket", "s3:GetObject", "s3:GetObjectTagging"} <= reader
     assert not reader & WRITES, "the source reader must not be able to write"
     assert WRITES | {"s3:PutObjectTagging"} <= writer
-    assert "s3:ListBucket" not in writer
+    # The writer lists only its own bucket (a sync's destination listing), never the source.
+    statements = json.loads((IAM / "dest-writer-role-policy.json").read_text())["Statement"]
+    listing = [st for st in statements if "s3:ListBucket" in st["Action"]]
+    assert [st["Resource"] for st in listing] == ["arn:aws:s3:::${DEST_BUCKET}"]
 
 
 def test_trust_policy_requires_the_external_id() -> None:
