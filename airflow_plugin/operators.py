@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from airflow_plugin.compat import (
     AirflowException,
     AirflowFailException,
@@ -263,7 +265,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         status = cancel_run(url, run_id, self._try)
         self.log.info("Run %s: cancellation requested (status %s)", run_id, status)
 
-    def report(self, summary: RunSummary) -> dict[str, Any]:
+    def conclude(self, summary: RunSummary) -> dict[str, Any]:
         """Log the metrics line, fail the task if the run failed, return the XCom summary.
 
         A failed or cancelled run fails the task with AirflowFailException: a retry would
@@ -294,7 +296,7 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
         # The outcome is reported now: the next execution of this task instance (a clear)
         # starts a new run instead of replaying this one.
         close_run(client, summary.run_id)
-        result = self.report(summary)
+        result = self.conclude(summary)
         if written is not None:
             result["report"] = dataclasses.asdict(written)
         return result
@@ -306,7 +308,18 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             return None
         request = self.build_request()
         _, dest_s3 = control_clients(request, run_id, self._client_factory())
-        written = finish_report(store, run_id, dest_s3)
+        try:
+            written = finish_report(store, run_id, dest_s3)
+        except (BotoCoreError, ClientError) as exc:  # the run stands; the report can be redone
+            self.log.error(
+                "Run %s: the report's manifest was not written (%s): write it with "
+                "`s3fanout report %s --format batch-csv --output %s`",
+                run_id,
+                exc,
+                run_id,
+                request.report,
+            )
+            return None
         if written is not None:
             self.log.info("%s", describe(written))
         return written

@@ -85,6 +85,8 @@ def streamed_rows(bucket: str, outcomes: Iterable[KeyOutcome], scope: str) -> di
         status, message = found
         if scope == FAILED and status != FAILED:
             continue
+        if outcome.deleting and outcome.status is KeyStatus.SKIPPED:
+            message = "skipped: rewritten since it was listed, so not deleted"
         error = "Cancelled" if outcome.status is KeyStatus.CANCELLED else ""
         by_status[status].append(
             Row(bucket, outcome.source_key, outcome.version_id, status, 200, error, message)

@@ -401,3 +401,25 @@ def test_a_cleared_deferred_task_ends_in_one_outcome_whenever_the_old_kill_lands
     else:  # the old run was cancelled first: the new try drives the next generation
         assert summary["run_id"] == f"{base}-g2"
         assert final(store, base).status == RunStatus.CANCELLED
+
+
+def test_a_sync_with_a_report_deletes_extraneous_keys_and_returns_its_report(
+    worker: Worker, redis_srv: RedisServer, buckets
+) -> None:
+    s3, src, dst = buckets
+    s3.put_object(Bucket=dst, Key="copied/stale.txt", Body=b"the source has no such key")
+    operator = make_operator(
+        redis_srv.url,
+        src,
+        dst,
+        delete_extraneous=True,
+        max_delete=1,
+        report=f"s3://{dst}/reports/",
+    )
+    summary = operator.execute(fake_context())
+    assert (summary["objects_copied"], summary["objects_deleted"]) == (N, 1)
+    copied = s3.list_objects_v2(Bucket=dst, Prefix="copied/")["Contents"]
+    assert sorted(o["Key"] for o in copied) == [f"copied/file-{i}.txt" for i in range(N)]
+    report = summary["report"]
+    assert report["rows"] == N + 1 and report["missing"] == 0
+    assert report["manifest_url"] == f"s3://{dst}/reports/{summary['run_id']}/manifest.json"
