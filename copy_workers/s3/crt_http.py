@@ -12,6 +12,7 @@ Requests are asynchronous: ``send`` returns at once and the callback runs on a C
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,28 @@ class Endpoint:
         name = host or self.host
         default = 443 if self.scheme == "https" else 80
         return name if self.port == default else f"{name}:{self.port}"
+
+
+_pinned_threads: set[int] = set()
+
+
+def keep_thread_state() -> None:
+    """Give the calling CRT thread a Python thread state for good (called from its callbacks).
+
+    The CRT calls into Python from its own threads with ``PyGILState_Ensure``. On a thread
+    Python did not start, that creates a thread state whose frame stack is a fresh mmap, and
+    the matching ``PyGILState_Release`` deletes it again: an mmap, page faults and an munmap
+    (a TLB shootdown on every CPU) for each of the four callbacks of a request. Measured on
+    the lane, that was a third of the event loop's CPU. One unmatched ``PyGILState_Ensure``
+    from inside a callback keeps the count above zero, so the state lives as long as the
+    thread: each later callback only takes and drops the GIL. awscrt offers no setting for
+    this. At interpreter exit Python deletes the state with the others; awscrt calls no
+    Python callback once ``Py_IsInitialized()`` is false, which Python sets first.
+    """
+    ident = threading.get_ident()
+    if ident not in _pinned_threads:
+        ctypes.pythonapi.PyGILState_Ensure()
+        _pinned_threads.add(ident)
 
 
 class _Runtime:
@@ -167,6 +190,7 @@ class S3Http:
         body: list[bytes] = []
 
         def on_response(status_code: int, headers: list[tuple[str, str]], **_: Any) -> None:
+            keep_thread_state()
             status[0] = status_code
             response_headers.update((k.lower(), v) for k, v in headers)
 
@@ -223,6 +247,7 @@ class S3Http:
         self, use: Callable[[HttpClientConnection | None, BaseException | None], None]
     ) -> None:
         def connected(future: Any) -> None:
+            keep_thread_state()
             if (error := future.exception()) is not None:
                 with self._lock:
                     self._open -= 1

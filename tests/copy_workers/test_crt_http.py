@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 from datetime import UTC, datetime
 
 from awscrt.auth import aws_sign_request
 from awscrt.http import HttpHeaders, HttpRequest
 
-from copy_workers.s3.crt_http import Endpoint, S3Http
+from copy_workers.s3.crt_http import Endpoint, Response, S3Http
 
 
 def _signed_headers(http: S3Http) -> dict[str, str]:
@@ -39,3 +41,48 @@ def test_renewed_credentials_sign_the_next_request() -> None:
     assert "Credential=AKIASECOND/" in second["authorization"]
     assert second["x-amz-security-token"] == "token-2"
     assert "/eu-west-1/s3/aws4_request" in second["authorization"]
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    def do_PUT(self) -> None:  # noqa: N802 - the handler's protocol
+        body = b"<CopyObjectResult><ETag>&quot;x&quot;</ETag></CopyObjectResult>"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_event_loop_thread_keeps_its_python_state_between_callbacks() -> None:
+    # Each callback of the CRT's thread would otherwise run in a thread state made for it and
+    # deleted after it (an mmap and munmap each): a thread-local value would not survive.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        http_ = S3Http(
+            Endpoint("http", "127.0.0.1", server.server_address[1]),
+            "us-east-1",
+            lambda: ("AK", "S", None),
+            2,
+        )
+        local = threading.local()
+        seen: list[tuple[int, int]] = []
+        for _ in range(5):
+            finished = threading.Event()
+
+            def done(response: Response | None, error: BaseException | None) -> None:
+                assert error is None and response is not None and response.status == 200
+                seen.append((threading.get_ident(), getattr(local, "calls", 0)))
+                local.calls = getattr(local, "calls", 0) + 1
+                finished.set()  # noqa: B023 - each request waits for its own
+
+            http_.send("PUT", "/bucket/key", [], "127.0.0.1", done)
+            assert finished.wait(10)
+        threads = {ident for ident, _ in seen}
+        assert len(threads) == 1 and threads != {threading.get_ident()}
+        assert [calls for _, calls in seen] == [0, 1, 2, 3, 4]
+    finally:
+        server.shutdown()
+        server.server_close()
