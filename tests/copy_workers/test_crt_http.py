@@ -44,7 +44,7 @@ def test_renewed_credentials_sign_the_next_request() -> None:
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
-    def do_PUT(self) -> None:  # noqa: N802 - the handler's protocol
+    def do_PUT(self) -> None:
         body = b"<CopyObjectResult><ETag>&quot;x&quot;</ETag></CopyObjectResult>"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
