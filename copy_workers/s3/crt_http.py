@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from awscrt.io import (
 )
 
 CredentialsFn = Callable[[], tuple[str, str, str | None]]
+SIGNING_CONFIG_S = 1.0  # a signing config (its date, its credentials) serves this long
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,10 @@ class S3Http:
         credentials: CredentialsFn,
         max_connections: int,
         connect_timeout_ms: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.endpoint = endpoint
+        self._clock = clock
         self._region = region
         self._max = max_connections
         self._lock = threading.Lock()
@@ -135,22 +139,31 @@ class S3Http:
         self._tls = self._tls_options(endpoint)
         self._credentials = credentials
         self._provider: tuple[tuple[str, str, str | None], AwsCredentialsProvider] | None = None
+        self._config: tuple[float, AwsSigningConfig] | None = None
 
     def signing_config(self) -> AwsSigningConfig:
-        """The config to sign one request with: dated now, with the current credentials.
+        """The config to sign a request with: dated within the last second, with the current
+        credentials.
 
         The CRT dates a config when it is made, and S3 refuses a request signed more than 15
-        minutes before it arrives (RequestTimeTooSkewed), so every request gets a new one
-        (~7 us). The static credentials provider is kept until botocore renews the
-        credentials: a delegate provider would call back into Python for every signature.
+        minutes before it arrives (RequestTimeTooSkewed), so a config serves for one second
+        (``SIGNING_CONFIG_S``) and is then made again, with the credentials read again (making
+        one, and reading botocore's refreshing credentials, cost more than the signature
+        itself when done per request). The static credentials provider is kept until
+        botocore renews the credentials: a delegate provider would call back into Python for
+        every signature.
         """
+        now = self._clock()
+        cached = self._config
+        if cached is not None and now - cached[0] < SIGNING_CONFIG_S:
+            return cached[1]
         current = self._credentials()
         provider = self._provider
         if provider is None or provider[0] != current:
             access, secret, token = current
             provider = (current, AwsCredentialsProvider.new_static(access, secret, token))
             self._provider = provider
-        return AwsSigningConfig(
+        config = AwsSigningConfig(
             credentials_provider=provider[1],
             region=self._region,
             service="s3",
@@ -159,6 +172,8 @@ class S3Http:
             signed_body_value=AwsSignedBodyValue.EMPTY_SHA256,
             signed_body_header_type=AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
         )
+        self._config = (now, config)
+        return config
 
     @staticmethod
     def _tls_options(endpoint: Endpoint) -> TlsConnectionOptions | None:

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TAG = re.compile(r"^\{[^}]*\}")
+# What percent-encoding leaves as it is in a path or a copy source: most keys are only this.
+_UNENCODED = re.compile(r"[A-Za-z0-9_.~/-]*")
 _COPY_ETAG = re.compile(rb"<ETag>([^<]*)</ETag>")
 
 
@@ -82,7 +84,7 @@ class Addressing:
     virtual_hosted: bool
 
     def locate(self, bucket: str, key: str) -> tuple[str, str]:
-        path_key = percent_encode(key, safe="/~")
+        path_key = encode_path(key)
         if self.virtual_hosted:
             return f"{bucket}.{self.host}", f"/{path_key}"
         return self.host, f"/{bucket}/{path_key}"
@@ -106,6 +108,17 @@ class Addressing:
         if endpoint.host.endswith(".amazonaws.com") and s3_config.get("addressing_style") != "path":
             return endpoint, cls(netloc, virtual_hosted=True)
         return endpoint, cls(netloc, virtual_hosted=False)
+
+
+def encode_path(text: str) -> str:
+    """``text`` percent-encoded as botocore writes a key in a path or a copy source.
+
+    A key of letters, digits and ``_.~/-`` is its own encoding: the pattern answers for it in
+    a fraction of ``quote``'s time, which the lane pays twice per copy.
+    """
+    if _UNENCODED.fullmatch(text):
+        return text
+    return percent_encode(text, safe=SAFE_CHARS + "/")
 
 
 def eligible(job: CopyJob, item: CopyItem) -> bool:
@@ -204,7 +217,7 @@ class FastLane:
             if name == "Metadata":
                 headers += [(header + k, v) for k, v in value.items()]
             elif name == "CopySource":
-                source = percent_encode(f"{value['Bucket']}/{value['Key']}", safe=SAFE_CHARS + "/")
+                source = encode_path(f"{value['Bucket']}/{value['Key']}")
                 if "VersionId" in value:  # as botocore writes it: the id is not encoded
                     source += f"?versionId={value['VersionId']}"
                 headers.append((header, source))

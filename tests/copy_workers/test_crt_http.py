@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from awscrt.auth import aws_sign_request
 from awscrt.http import HttpHeaders, HttpRequest
 
-from copy_workers.s3.crt_http import Endpoint, Response, S3Http
+from copy_workers.s3.crt_http import SIGNING_CONFIG_S, Endpoint, Response, S3Http
 
 
 def _signed_headers(http: S3Http) -> dict[str, str]:
@@ -30,13 +30,27 @@ def test_each_request_is_signed_at_the_time_it_is_sent() -> None:
     assert stamped.replace(tzinfo=UTC) >= before
 
 
-def test_renewed_credentials_sign_the_next_request() -> None:
+def test_renewed_credentials_sign_once_the_configs_second_is_over() -> None:
     current = ["AKIAFIRST", "secret-1", "token-1"]
-    http = S3Http(Endpoint("http", "s3.example.test", 80), "eu-west-1", lambda: tuple(current), 4)  # type: ignore[arg-type,return-value]
+    reads: list[str] = []
+    now = [100.0]
+
+    def credentials() -> tuple[str, str, str]:
+        reads.append(current[0])
+        return current[0], current[1], current[2]
+
+    http = S3Http(
+        Endpoint("http", "s3.example.test", 80), "eu-west-1", credentials, 4, clock=lambda: now[0]
+    )
     first = _signed_headers(http)
     current[:] = ["AKIASECOND", "secret-2", "token-2"]
+    now[0] += SIGNING_CONFIG_S / 2
+    within = _signed_headers(http)  # the config of this second, credentials not read again
+    now[0] += SIGNING_CONFIG_S / 2
     second = _signed_headers(http)
+    assert reads == ["AKIAFIRST", "AKIASECOND"]
     assert "Credential=AKIAFIRST/" in first["authorization"]
+    assert within["authorization"] == first["authorization"]
     assert first["x-amz-security-token"] == "token-1"
     assert "Credential=AKIASECOND/" in second["authorization"]
     assert second["x-amz-security-token"] == "token-2"

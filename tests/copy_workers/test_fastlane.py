@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from botocore.utils import SAFE_CHARS, percent_encode
 
-from copy_workers.s3.fastlane import _fields, copy_result_etag
+from copy_workers.s3.fastlane import _fields, copy_result_etag, encode_path
 
 MD5 = "0123456789abcdef0123456789abcdef"
 XMLNS = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
@@ -35,3 +36,11 @@ def test_a_document_without_an_etag_leaves_it_unknown() -> None:
     body = f"<CopyObjectResult {XMLNS}><LastModified>x</LastModified></CopyObjectResult>"
     assert copy_result_etag(body.encode()) is None
     assert copy_result_etag(b"") is None
+
+
+@pytest.mark.parametrize(
+    "key", ["part-000/obj-000001.bin", "a~b_c.d-e/f", "k/00 é+.txt", "x?y=1&z#w", "%41", ""]
+)
+def test_a_key_is_encoded_as_botocore_encodes_a_path_and_a_copy_source(key: str) -> None:
+    assert encode_path(key) == percent_encode(key, safe="/~")
+    assert encode_path(key) == percent_encode(key, safe=SAFE_CHARS + "/")
