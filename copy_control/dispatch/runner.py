@@ -15,13 +15,7 @@ from copy_control.dispatch.listing_log import ListingLog, MemoryLog
 from copy_control.dispatch.planning import Plan
 from copy_control.dispatch.sender import ChunkSender
 from copy_control.errors import InvalidRequest
-from copy_control.listing.bucket_settings import (
-    check_destination,
-    check_versioning,
-    object_lock_decision,
-    settle_job,
-    settle_report,
-)
+from copy_control.listing.bucket_settings import check_run, settle_run
 from copy_control.listing.fastlist import speed_up_listing
 from copy_control.listing.manifest import ManifestError
 from copy_control.listing.partitions import Partition
@@ -97,13 +91,11 @@ def start_run(
     check_same_request(existing, request, run_id)
     source = open_source(request, s3)
     try:
-        source.check()  # raises InvalidRequest for bad input, before any write
         job = existing.get("job", "")  # a run that exists keeps the job it was created with
-        if not existing:
-            dest_region = check_destination(s3, request.dest_bucket)
-            check_versioning(request, dest_s3 or s3)
-            settled = settle_job(request.job(run_id), s3, dest_s3 or s3, dest_region)
-            settled = settle_report(settled, dest_s3 or s3)
+        if existing:
+            source.check()  # raises InvalidRequest for bad input, before any write
+        else:  # the source's check and both buckets' reads, at once
+            settled = settle_run(request, request.job(run_id), s3, dest_s3 or s3, source.check)
             job = canonical_json(settled.to_wire())
         status = store.create_run(
             run_id, request.describe(), request.max_failures, job=job, controls=controls
@@ -143,11 +135,7 @@ def dry_run(request: CopyRequest, s3: S3Client, dest_s3: S3Client) -> DryRunRepo
     )
     sink = DryRunSink(dest)
     try:
-        source.check()
-        check_destination(s3, request.dest_bucket)
-        check_versioning(request, dest_s3)
-        settle_report(request.job("dry-run"), dest_s3)
-        object_lock_decision(request.job("dry-run"), s3, dest_s3)  # as the run would refuse
+        check_run(request, request.job("dry-run"), s3, dest_s3, source.check)  # as a run would
         fanout = _build_fanout(request, source, sink, MemoryLog())
         fanout.run(source.initial())
         report = sink.finish()
