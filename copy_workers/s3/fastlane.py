@@ -118,7 +118,7 @@ def encode_path(text: str) -> str:
     """
     if _UNENCODED.fullmatch(text):
         return text
-    return percent_encode(text, safe=SAFE_CHARS + "/")
+    return str(percent_encode(text, safe=SAFE_CHARS + "/"))
 
 
 def eligible(job: CopyJob, item: CopyItem) -> bool:
