@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import redis
@@ -99,8 +100,16 @@ def error_label(code: str | None) -> str:
 class MetricsObserver(ChunkObserver):
     """Counts what the engine reports. One instance serves every chunk of a process."""
 
+    def __init__(self) -> None:
+        # The histogram's child per status, looked up once: ``labels`` takes a lock and
+        # builds a key, for every copied object otherwise.
+        self._seconds: dict[KeyStatus, Any] = {}
+
     def key_finished(self, outcome: KeyOutcome, seconds: float) -> None:
-        COPY_SECONDS.labels(outcome.status.value).observe(seconds)
+        child = self._seconds.get(outcome.status)
+        if child is None:
+            child = self._seconds[outcome.status] = COPY_SECONDS.labels(outcome.status.value)
+        child.observe(seconds)
 
     def recorded(self, outcomes: Sequence[KeyOutcome]) -> None:
         # Summed first: one write per counter per batch, not one per key.

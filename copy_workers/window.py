@@ -52,8 +52,13 @@ class AdaptiveWindow:
         self._clock = clock
         self._cooldown_s = cooldown_s
         self._limit = float(max(minimum, min(initial, maximum)))
+        self._cap = max(minimum, int(self._limit))  # ``limit`` as an int: read for every copy
         self._in_flight = 0
-        self._cond = threading.Condition()
+        # The lane takes and gives back a slot per copy: under the bare lock (a C context
+        # manager), with the condition notified only when a threaded copy waits on it.
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._blocked = 0
         self._last_cut = -cooldown_s
         self._slow_start = True
         self._round_started = clock()
@@ -67,7 +72,7 @@ class AdaptiveWindow:
 
     @property
     def limit(self) -> int:
-        return max(self.minimum, int(self._limit))
+        return self._cap
 
     @property
     def in_flight(self) -> int:
@@ -75,8 +80,8 @@ class AdaptiveWindow:
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free now (the fast lane cannot block)."""
-        with self._cond:
-            if self._in_flight >= self.limit:
+        with self._mutex:
+            if self._in_flight >= self._cap:
                 self._wanted_more = True
                 return False
             self._in_flight += 1
@@ -84,31 +89,36 @@ class AdaptiveWindow:
 
     def acquire(self) -> None:
         """Take a slot, waiting for one (the threaded path)."""
-        with self._cond:
-            while self._in_flight >= self.limit:
+        with self._mutex:
+            while self._in_flight >= self._cap:
                 self._wanted_more = True
-                self._cond.wait()
+                self._blocked += 1
+                try:
+                    self._cond.wait()
+                finally:
+                    self._blocked -= 1
             self._in_flight += 1
 
     def release(self, succeeded: bool) -> None:
         """Give a slot back; a completed copy counts towards the round."""
-        with self._cond:
+        with self._mutex:
             self._in_flight -= 1
             if succeeded:
                 self._round_done += 1
-                if self._round_done >= self.limit:
+                if self._round_done >= self._cap:
                     self._end_round()
-            self._cond.notify_all()
+            if self._blocked:
+                self._cond.notify_all()
 
     def throttled(self) -> None:
         """S3 said slow down: cut the window, unless it was cut a moment ago."""
-        with self._cond:
+        with self._mutex:
             self.throttle_events += 1
             now = self._clock()
             if now - self._last_cut < self._cooldown_s:
                 return
             self._last_cut = now
-            self._limit = max(float(self.minimum), self._limit * DECREASE)
+            self._set_limit(max(float(self.minimum), self._limit * DECREASE))
             self._slow_start = False
             self._probe_from = None
             self._best_rate, self._best_limit = 0.0, self._limit
@@ -131,24 +141,30 @@ class AdaptiveWindow:
     def _slow_start_round(self, rate: float) -> None:
         if rate >= self._best_rate * GAIN:
             self._best_rate, self._best_limit = rate, self._limit
-            self._limit = min(float(self.maximum), self._limit * 2)
+            self._set_limit(min(float(self.maximum), self._limit * 2))
             if self._limit == self._best_limit:  # at the maximum
                 self._slow_start = False
             return
         self._slow_start = False
-        self._limit = self._best_limit
+        self._set_limit(self._best_limit)
 
     def _steady_round(self, rate: float) -> None:
         if self._probe_from is not None:
             limit, before = self._probe_from
             self._probe_from = None
             if rate < before * GAIN:  # the probe bought nothing: back to where it was
-                self._limit = limit
+                self._set_limit(limit)
             return
         if self._rounds % PROBE_ROUNDS == 0 and self._limit < self.maximum:
             self._probe_from = (self._limit, rate)
             step = max(1.0, self._limit * PROBE_STEP)
-            self._limit = min(float(self.maximum), self._limit + step)
+            self._set_limit(min(float(self.maximum), self._limit + step))
+
+    def _set_limit(self, limit: float) -> None:
+        self._limit = limit
+        self._cap = max(self.minimum, int(limit))
+        if self._blocked:  # a larger window may let a waiting copy go
+            self._cond.notify_all()
 
     def _start_round(self, now: float) -> None:
         self._round_started = now
