@@ -53,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("--tools", default=",".join(TOOLS), help="comma-separated, of: %(default)s")
     add("--seed", type=int, default=20261125, help="seed of the object sizes and contents")
     add("--concurrency", type=int, default=2, help="s3fanout pool processes (default 2)")
-    add("--chunk-size", type=int, default=250, help="s3fanout keys per task (default 250)")
+    add("--chunk-size", type=int, default=None, help="s3fanout keys per task (the CLI's default)")
     add("--keys-in-flight", type=int, default=None, help="s3fanout copies at once per chunk")
     add(
         "--listing",
         choices=("pool", "cli"),
-        default="pool",
-        help="where s3fanout lists: in a worker (copy --list-in-pool; default) or in the CLI",
+        default="cli",
+        help="where s3fanout lists: in the CLI (its default) or in a worker (--list-in-pool)",
     )
     add("--scaleout", default="1,2,4", help="worker processes of the scaleout rows (1,2,4)")
     add(

@@ -74,9 +74,9 @@ class BenchConfig:
     workers: WorkerShape = field(default_factory=WorkerShape)
     scaleout: tuple[int, ...] = (1, 2, 4)
     scaleout_by: str = "concurrency"  # or "instances": separate Celery workers of 1 process
-    chunk_size: int = 250
+    chunk_size: int | None = None  # None: the CLI's default
     keys_in_flight: int | None = None  # None: the worker's default
-    listing: str = "pool"  # s3fanout copy --list-in-pool; or "cli": the CLI lists
+    listing: str = "cli"  # the CLI lists, its default; or "pool": s3fanout copy --list-in-pool
     latency_ms: tuple[float, ...] = (20.0,)  # the latency variant: one row group each
     large_objects: int = 3
     large_size: int = 40 * MiB

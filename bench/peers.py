@@ -168,7 +168,7 @@ def boto3(target: Target, scratch: Path) -> Command:
 def s3fanout_cli(
     target: Target,
     redis_url: str,
-    chunk_size: int,
+    chunk_size: int | None,
     timeout_s: float,
     list_in_pool: bool = False,
 ) -> Command:
@@ -186,8 +186,7 @@ def s3fanout_cli(
         "--redis-url",
         redis_url,
         *where,
-        "--chunk-size",
-        str(chunk_size),
+        *(() if chunk_size is None else ("--chunk-size", str(chunk_size))),
         "--timeout",
         str(timeout_s),
     ]
