@@ -23,6 +23,8 @@ class ListedObject:
     # An --all-versions listing: the key's earlier versions, oldest first, copied before this
     # one so that the destination's versions come in the same order.
     older: tuple[ListedObject, ...] = ()
+    # An entry of a key's history that is a delete marker (--all-versions --delete-markers).
+    delete_marker: bool = False
 
     @property
     def versions(self) -> tuple[ListedObject, ...]:

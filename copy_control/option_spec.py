@@ -241,7 +241,14 @@ OPTIONS: tuple[Option, ...] = (
         MIRROR,
         "copy every version of each key under the prefix, oldest first, so that the "
         "(versioned) destination's versions come in the same order; delete markers are not "
-        "copied",
+        "copied unless --delete-markers is given",
+        "bool",
+    ),
+    _request(
+        "delete_markers",
+        MIRROR,
+        "with --all-versions: copy each key's delete markers too, in their place among its "
+        "versions (a DeleteObject of the destination key writes each one)",
         "bool",
     ),
     _request(

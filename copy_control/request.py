@@ -81,6 +81,7 @@ class CopyRequest:
     # or each key as it was at a time.
     version_id: str | None = None
     all_versions: bool = False
+    delete_markers: bool = False  # with all_versions: the histories' delete markers too
     as_of: datetime | None = None
     # Mirror semantics (docs/mirroring.md): delete destination keys the source does not have
     # (at most max_delete of them), or delete each source object once its copy is verified.
@@ -161,6 +162,11 @@ class CopyRequest:
             )
         if self.as_of is not None and self.as_of.tzinfo is None:
             raise InvalidRequest("as_of must be a time with a zone (UTC if none is given)")
+        if self.delete_markers and not self.all_versions:
+            raise InvalidRequest(
+                "delete_markers copies the delete markers of each key's history, in their "
+                "place among its versions: give all_versions too"
+            )
 
     def _check_mirroring(self) -> None:
         if self.max_delete is not None and not self.delete_extraneous:
@@ -392,6 +398,8 @@ class CopyRequest:
             extras["version_id"] = self.version_id
         if self.all_versions:
             extras["all_versions"] = True
+        if self.delete_markers:
+            extras["delete_markers"] = True
         if self.as_of is not None:
             extras["as_of"] = self.as_of.isoformat()
         if self.delete_extraneous:

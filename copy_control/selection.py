@@ -99,6 +99,8 @@ class Selector:
             return False
         if obj.missing:
             return True  # nothing to compare: the copy will report the missing object
+        if obj.delete_marker:  # no size to judge: a marker is an entry of a key's history
+            return self._time_ok(obj.last_modified)
         return self._size_ok(obj.size) and self._time_ok(obj.last_modified)
 
     def _size_ok(self, size: int) -> bool:

@@ -94,24 +94,31 @@ class CopyItem:
     # The source version to copy (None: the current one). A pinned version is what is copied
     # and read, whatever is current when the copy runs.
     version_id: str | None = None
+    # An --all-versions copy with --delete-markers: this entry of the key's history is a
+    # delete marker, which the copy writes as one (a DeleteObject of the destination key).
+    delete_marker: bool = False
 
     def to_wire(self) -> list[Any]:
         # A list rather than a dict: chunks carry up to thousands of items. The version id is
         # a sixth element only when there is one, so chunks without versions are still read
         # by workers of an earlier version, and a chunk with versions is refused by them
-        # (their contract takes five elements) rather than copied as the current version.
+        # (their contract takes five elements) rather than copied as the current version. A
+        # delete marker is a seventh, ``true``, refused alike by workers that do not know it.
         wire = [self.source_key, self.dest_key, self.size, self.etag, self.storage_class]
+        if self.delete_marker:
+            return [*wire, self.version_id, True]
         return wire if self.version_id is None else [*wire, self.version_id]
 
     @classmethod
     def from_wire(cls, raw: Sequence[Any]) -> CopyItem:
-        if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) not in (5, 6):
+        if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) not in (5, 6, 7):
             raise ContractError(
                 "a copy item is [source_key, dest_key, size, etag, storage_class"
-                f"[, version_id]], got {raw!r}"
+                f"[, version_id[, delete_marker]]], got {raw!r}"
             )
         source_key, dest_key, size, etag, storage_class = raw[:5]
-        version_id = raw[5] if len(raw) == 6 else None
+        version_id = raw[5] if len(raw) >= 6 else None
+        marker = raw[6] if len(raw) == 7 else False
         _expect(isinstance(source_key, str) and isinstance(dest_key, str), "keys must be strings")
         _expect(isinstance(size, int) and size >= 0, f"size must be a non-negative int: {size!r}")
         _expect(etag is None or isinstance(etag, str), f"etag must be a string: {etag!r}")
@@ -120,7 +127,8 @@ class CopyItem:
             version_id is None or (isinstance(version_id, str) and version_id != ""),
             f"version_id must be a non-empty string: {version_id!r}",
         )
-        return cls(source_key, dest_key, size, etag, storage_class, version_id)
+        _expect(marker is True or len(raw) < 7, f"delete_marker must be true: {marker!r}")
+        return cls(source_key, dest_key, size, etag, storage_class, version_id, marker)
 
 
 COPY_MODES = ("server_side", "stream", "auto")

@@ -82,7 +82,9 @@ def plan_partition(
 
 def _item(obj: ListedObject, plan: Plan) -> CopyItem:
     dest = plan.dest_for(obj.key)
-    return CopyItem(obj.key, dest, obj.size, obj.etag, obj.storage_class, obj.version_id)
+    return CopyItem(
+        obj.key, dest, obj.size, obj.etag, obj.storage_class, obj.version_id, obj.delete_marker
+    )
 
 
 def _chunk(

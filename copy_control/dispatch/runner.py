@@ -154,7 +154,9 @@ def open_source(request: CopyRequest, s3: S3Client) -> Source:
     if location is not None:
         return ManifestSource(s3, location, request.source_bucket)
     if request.source_prefix is not None and (request.all_versions or request.as_of):
-        return VersionSource(s3, request.source_bucket, request.source_prefix, request.as_of)
+        return VersionSource(
+            s3, request.source_bucket, request.source_prefix, request.as_of, request.delete_markers
+        )
     if request.source_prefix is not None:
         return PrefixSource(s3, request.source_bucket, request.source_prefix)
     assert request.source_key is not None

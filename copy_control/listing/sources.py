@@ -171,9 +171,15 @@ class VersionSource:
     """
 
     def __init__(
-        self, client: S3Client, bucket: str, prefix: str, as_of: datetime | None = None
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        as_of: datetime | None = None,
+        delete_markers: bool = False,
     ) -> None:
         self.client, self.bucket, self.prefix, self.as_of = client, bucket, prefix, as_of
+        self.delete_markers = delete_markers
 
     def check(self) -> None:
         try:
@@ -189,7 +195,7 @@ class VersionSource:
         assert after is None or isinstance(after, str)
         for key, history in key_versions(self.client, self.bucket, self.prefix, after):
             if self.as_of is None:
-                yield key, all_versions(history)
+                yield key, all_versions(history, self.delete_markers)
             else:
                 yield key, version_as_of(history, self.as_of)
 

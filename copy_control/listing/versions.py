@@ -10,6 +10,7 @@ after it (``KeyMarker``), dropping whatever an endpoint lists again at or before
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -101,21 +102,18 @@ def _timestamp(when: datetime | None) -> float:
     return when.timestamp() if when is not None else 0.0
 
 
-def all_versions(history: list[Version]) -> ListedObject | None:
-    """The key's versions to copy, oldest first, as one entry (delete markers left out)."""
-    chain = [v.obj for v in reversed(history) if not v.delete_marker]
+def all_versions(history: list[Version], delete_markers: bool = False) -> ListedObject | None:
+    """The key's versions to copy, oldest first, as one entry; its delete markers among them
+    where ``delete_markers`` says so (left out otherwise)."""
+    chain = [
+        dataclasses.replace(v.obj, delete_marker=True) if v.delete_marker else v.obj
+        for v in reversed(history)
+        if delete_markers or not v.delete_marker
+    ]
     if not chain:
         return None
     newest = chain[-1]
-    return ListedObject(
-        newest.key,
-        newest.size,
-        newest.etag,
-        newest.storage_class,
-        newest.last_modified,
-        version_id=newest.version_id,
-        older=tuple(chain[:-1]),
-    )
+    return dataclasses.replace(newest, older=tuple(chain[:-1]))
 
 
 def version_as_of(history: list[Version], when: datetime) -> ListedObject | None:

@@ -39,7 +39,12 @@ from copy_core.s3.verify import (
 )
 from copy_workers.retry import KeyRetryPolicy
 from copy_workers.s3.clients import CopyClients, Side
-from copy_workers.s3.deletes import Deleted, delete_source_object, delete_with_retries
+from copy_workers.s3.deletes import (
+    Deleted,
+    delete_source_object,
+    delete_with_retries,
+    write_delete_marker,
+)
 from copy_workers.s3.multipart import copy_multipart
 from copy_workers.s3.stream import STREAM_PART_SIZE, BufferBudget, StreamCopy
 
@@ -96,6 +101,9 @@ class ObjectCopier:
         streaming = self._job.copy_mode == "stream"
         reader = self._clients.source if streaming else self._clients.copy_reader
         writer = self._clients.dest if streaming else self._clients.copy
+        if item.delete_marker:  # its place in the key's history, written as a marker
+            wrote = write_delete_marker(writer, self._job, item, requests)
+            return CopyReport(KeyStatus.COPIED, Verdict("delete-marker", wrote) if wrote else None)
         if self._options.overwrite != "always" and self._skip(item, reader, writer, requests):
             return CopyReport(KeyStatus.SKIPPED)
         if streaming:

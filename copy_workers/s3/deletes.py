@@ -95,6 +95,22 @@ def delete_source_object(side: Side, job: CopyJob, item: CopyItem, requests: Req
     )
 
 
+def write_delete_marker(side: Side, job: CopyJob, item: CopyItem, requests: RequestLog) -> bool:
+    """An --all-versions copy's delete marker: a DeleteObject of the destination key, which
+    a versioned bucket answers by writing a delete marker; True if S3 says it wrote one."""
+    answer = side.call(
+        requests,
+        side.client.delete_object,
+        action=DELETE_ACTION,
+        side="destination",
+        bucket=job.dest_bucket,
+        key=item.dest_key,
+        Bucket=job.dest_bucket,
+        Key=item.dest_key,
+    )
+    return bool(answer.get("DeleteMarker"))
+
+
 def delete_with_retries(
     side: Side,
     job: CopyJob,

@@ -131,6 +131,7 @@ def eligible(job: CopyJob, item: CopyItem) -> bool:
         and item.size <= options.multipart_threshold
         and (is_plain_md5(item.etag) or not options.verify)
         and "." not in job.dest_bucket
+        and not item.delete_marker
     )
 
 

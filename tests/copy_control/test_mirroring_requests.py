@@ -28,6 +28,7 @@ PREFIX: dict[str, Any] = {"source_prefix": "in/", "dest_prefix": "out/"}
             "takes overwrite='always'",
         ),
         ({**PREFIX, "max_delete": 5}, "max_delete bounds delete_extraneous"),
+        ({**PREFIX, "delete_markers": True}, "give all_versions too"),
         ({"source_key": "k", "delete_extraneous": True}, "give the source as a prefix"),
         (
             {**PREFIX, "delete_extraneous": True, "manifest": "s3://src-bucket/m.csv"},
@@ -82,6 +83,25 @@ def test_all_versions_are_oldest_first_without_delete_markers() -> None:
     assert entry is not None
     assert [obj.version_id for obj in entry.versions] == ["v1", "v2"]
     assert all_versions([_v("k", "m", 1, marker=True, latest=True)]) is None
+
+
+def test_delete_markers_keep_their_place_among_the_versions_when_asked() -> None:
+    history = [
+        _v("k", "m2", 4, marker=True, latest=True),
+        _v("k", "v2", 3),
+        _v("k", "m1", 2, marker=True),
+        _v("k", "v1", 1),
+    ]
+    entry = all_versions(history, delete_markers=True)
+    assert entry is not None
+    assert [(o.version_id, o.delete_marker) for o in entry.versions] == [
+        ("v1", False),
+        ("m1", True),
+        ("v2", False),
+        ("m2", True),
+    ]
+    only_markers = all_versions([_v("k", "m", 1, marker=True, latest=True)], delete_markers=True)
+    assert only_markers is not None and only_markers.delete_marker
 
 
 def test_the_version_as_of_a_time_is_the_newest_written_by_then() -> None:

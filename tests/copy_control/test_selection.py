@@ -56,6 +56,14 @@ def test_size_bounds_are_inclusive() -> None:
     assert [s for s in sizes if selector.accepts(_obj("k", s))] == [1024, 2048]
 
 
+def test_a_delete_marker_is_judged_by_its_key_and_time_not_a_size() -> None:
+    selector = Selector(build_selection(min_size="1KiB", exclude=["*.tmp"]))
+    marker = ListedObject("k.csv", 0, None, None, T0, delete_marker=True)
+    assert selector.accepts(marker)
+    assert not selector.accepts(ListedObject("k.tmp", 0, None, None, T0, delete_marker=True))
+    assert not selector.accepts(_obj("k.csv", 0))  # an empty object is still judged by size
+
+
 def test_modified_window_is_half_open() -> None:
     selector = Selector(
         build_selection(modified_after="2026-11-01", modified_before="2026-11-02T00:00:00Z")

@@ -172,3 +172,13 @@ def test_a_move_is_on_the_wire_only_when_it_is_one() -> None:
     moved = CopyJob("a-bucket", "b-bucket", delete_source=True)
     assert CopyJob.from_wire(moved.to_wire()) == moved
     assert contract.outcome_slots(moved, 10) == 20  # each key's source is settled too
+
+
+def test_a_delete_marker_travels_as_a_seventh_element_that_earlier_workers_refuse() -> None:
+    marker = CopyItem("k", "d", 0, None, None, "m1", delete_marker=True)
+    wire = marker.to_wire()
+    assert wire == ["k", "d", 0, None, None, "m1", True]
+    assert CopyItem.from_wire(wire) == marker
+    assert len(CopyItem("k", "d", 0, None, None, "v1").to_wire()) == 6  # versions: unchanged
+    with pytest.raises(ContractError, match="delete_marker must be true"):
+        CopyItem.from_wire(["k", "d", 0, None, None, "m1", False])

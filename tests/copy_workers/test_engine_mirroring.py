@@ -103,6 +103,44 @@ def test_versions_of_a_key_are_copied_oldest_first_one_at_a_time(s3, store: RunS
         assert bodies == [f"{key}{n}".encode() for n in range(4)]
 
 
+def test_a_delete_marker_is_written_in_its_place_among_the_versions(s3, store: RunStore) -> None:
+    first = s3.put_object(Bucket="src-bucket", Key="k", Body=b"one")
+    marker = s3.delete_object(Bucket="src-bucket", Key="k")
+    second = s3.put_object(Bucket="src-bucket", Key="k", Body=b"two")
+    last = s3.delete_object(Bucket="src-bucket", Key="k")
+    items = [
+        CopyItem("k", "k", 3, first["ETag"], version_id=first["VersionId"]),
+        CopyItem("k", "k", 0, version_id=marker["VersionId"], delete_marker=True),
+        CopyItem("k", "k", 3, second["ETag"], version_id=second["VersionId"]),
+        CopyItem("k", "k", 0, version_id=last["VersionId"], delete_marker=True),
+    ]
+    job = CopyJob("src-bucket", "dst-bucket")
+    message = _message(store, job, items)
+    real = _paths(s3, job).copy
+    order: list[tuple[str | None, bool]] = []
+
+    def copy(item: CopyItem, requests: RequestLog) -> CopyReport:
+        order.append((item.version_id, item.delete_marker))
+        return real(item, requests)
+
+    eng = engine(store, SETTINGS)
+    admit(eng, store, message, CopyPaths(copy=copy))
+    settle(eng)
+
+    assert order == [(i.version_id, i.delete_marker) for i in items]  # one at a time, in order
+    listed = s3.list_object_versions(Bucket="dst-bucket", Prefix="k")
+    versions, markers = listed["Versions"], listed["DeleteMarkers"]
+    bodies = [
+        s3.get_object(Bucket="dst-bucket", Key="k", VersionId=v["VersionId"])["Body"].read()
+        for v in reversed(versions)
+    ]
+    assert bodies == [b"one", b"two"] and len(markers) == 2
+    assert [m["IsLatest"] for m in markers] == [True, False]  # the key ends deleted, as it did
+    summary = store.summary(message.run_id)
+    assert summary is not None and summary.objects_copied == 4
+    assert summary.objects_verified == 4
+
+
 def test_a_delete_chunk_deletes_its_keys_once(s3, store: RunStore) -> None:
     for key in ("x/1", "x/2", "x/3"):
         s3.put_object(Bucket="dst-bucket", Key=key, Body=b"stale")
