@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from airflow_plugin.compat import (
     AirflowException,
     AirflowFailException,
@@ -44,7 +42,7 @@ from copy_control.option_spec import (
     with_options_signature,
 )
 from copy_control.request import CopyRequest, check_same_request
-from copy_control.runs.batch_report import ReportWritten, describe, finish_report
+from copy_control.runs.batch_report import ReportWritten, end_report
 from copy_control.runs.waiting import ListingFailed, RunLost, RunTimeout, wait_for_run
 from copy_core.aws.clients import ClientFactory
 from copy_core.broker import DEFAULT_REDIS_URL
@@ -308,21 +306,10 @@ class S3CrossAccountCopyOperator(BaseOperator):  # type: ignore[misc,unused-igno
             return None
         request = self.build_request()
         _, dest_s3 = control_clients(request, run_id, self._client_factory())
-        try:
-            written = finish_report(store, run_id, dest_s3)
-        except (BotoCoreError, ClientError) as exc:  # the run stands; the report can be redone
-            self.log.error(
-                "Run %s: the report's manifest was not written (%s): write it with "
-                "`s3fanout report %s --format batch-csv --output %s`",
-                run_id,
-                exc,
-                run_id,
-                request.report,
-            )
-            return None
-        if written is not None:
-            self.log.info("%s", describe(written))
-        return written
+        ended = end_report(store, run_id, dest_s3, request.report)
+        if ended.line is not None:
+            (self.log.error if ended.failed else self.log.info)("Run %s: %s", run_id, ended.line)
+        return ended.written
 
     def _redis_url(self) -> str:
         if self.redis_conn_id and self.redis_url:

@@ -138,26 +138,16 @@ def run(args: argparse.Namespace) -> int:
         lambda store, app, created: start_run(
             request, run_id, s3, store, app, prepared.controls, created, dest_s3
         ),
-        lambda store: _write_report(store, run_id, dest_s3),
+        lambda store: _write_report(store, run_id, dest_s3, request.report),
     )
 
 
-def _write_report(store: RunStore, run_id: str, dest_s3: S3Client) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+def _write_report(store: RunStore, run_id: str, dest_s3: S3Client, location: str | None) -> None:
+    from copy_control.runs.batch_report import end_report  # noqa: PLC0415
 
-    from copy_control.runs.batch_report import describe, finish_report  # noqa: PLC0415
-
-    try:
-        written = finish_report(store, run_id, dest_s3)
-    except (BotoCoreError, ClientError) as exc:  # the run stands; its report can be finished
-        print(
-            f"s3fanout: the report's manifest was not written ({exc}); write it with "
-            f"`s3fanout report {run_id} --format batch-csv --output s3://BUCKET/PREFIX`",
-            file=sys.stderr,
-        )
-        return
-    if written is not None:
-        print(f"s3fanout: {describe(written)}", file=sys.stderr)
+    ended = end_report(store, run_id, dest_s3, location)
+    if ended.line is not None:
+        print(f"s3fanout: {ended.line}", file=sys.stderr)
 
 
 def _start_and_wait(

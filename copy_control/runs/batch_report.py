@@ -163,6 +163,37 @@ def finish_report(store: RunStore, run_id: str, s3: S3Client) -> ReportWritten |
     return write_report(store, run_id, job.report, s3, (job.source_bucket, job.dest_bucket))
 
 
+@dataclass(frozen=True)
+class ReportEnd:
+    """What became of a run's report at its end: written, or not (why, and how to redo it)."""
+
+    written: ReportWritten | None
+    line: str | None  # for people: where the report is, or why it is not there
+    failed: bool = False
+
+
+def end_report(store: RunStore, run_id: str, s3: S3Client, location: str | None) -> ReportEnd:
+    """``finish_report`` at a run's end, for the CLI and the operator alike.
+
+    A manifest S3 refused leaves the run as it ended: the line says how to write the report
+    again (``location``: where the run asked for it).
+    """
+    # Imported here: every CLI command imports this module, and a copy listed in the pool
+    # loads no botocore.
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        written = finish_report(store, run_id, s3)
+    except (BotoCoreError, ClientError) as exc:
+        return ReportEnd(
+            None,
+            f"the report's manifest was not written ({exc}); write it with "
+            f"`s3fanout report {run_id} --format batch-csv --output {location}`",
+            failed=True,
+        )
+    return ReportEnd(written, None if written is None else describe(written))
+
+
 def describe(written: ReportWritten) -> str:
     """One line for people: where the report is, and anything it lacks."""
     line = f"report: {written.manifest_url} ({written.rows:,} rows in {written.shards:,} shards)"
