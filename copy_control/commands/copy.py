@@ -164,8 +164,9 @@ def _start_and_wait(
     def announce() -> None:
         if not announced:
             announced.append(True)
-            print(f"s3fanout: run {run_id}", file=sys.stderr, flush=True)
+            # The handler first: a Ctrl-C that follows the line must find it in place.
             _exit_on_interrupt(run_id)
+            print(f"s3fanout: run {run_id}", file=sys.stderr, flush=True)
 
     with logs.bound(run_id):
         try:
