@@ -58,6 +58,10 @@ def test_renewed_credentials_sign_once_the_configs_second_is_over() -> None:
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
+    # Keep-alive, as S3 does: an HTTP/1.0 answer closes the connection after it, and the CRT's
+    # pool could hand the next request a connection the server is closing (SOCKET_CLOSED).
+    protocol_version = "HTTP/1.1"
+
     def do_PUT(self) -> None:
         body = b"<CopyObjectResult><ETag>&quot;x&quot;</ETag></CopyObjectResult>"
         self.send_response(200)
@@ -85,15 +89,18 @@ def test_the_event_loop_thread_keeps_its_python_state_between_callbacks() -> Non
         seen: list[tuple[int, int]] = []
         for _ in range(5):
             finished = threading.Event()
+            answers: list[tuple[int | None, BaseException | None]] = []
 
             def done(response: Response | None, error: BaseException | None) -> None:
-                assert error is None and response is not None and response.status == 200
+                # No assert here: one raised in the CRT's callback is logged, not reported.
+                answers.append((response.status if response else None, error))  # noqa: B023
                 seen.append((threading.get_ident(), getattr(local, "calls", 0)))
                 local.calls = getattr(local, "calls", 0) + 1
                 finished.set()  # noqa: B023 - each request waits for its own
 
             http_.send("PUT", "/bucket/key", [], "127.0.0.1", done)
             assert finished.wait(10)
+            assert answers == [(200, None)]
         threads = {ident for ident, _ in seen}
         assert len(threads) == 1 and threads != {threading.get_ident()}
         assert [calls for _, calls in seen] == [0, 1, 2, 3, 4]

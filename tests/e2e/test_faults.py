@@ -27,7 +27,7 @@ from copy_control.dispatch.listing_log import ListingLog
 from copy_control.dispatch.producer import producer_app
 from copy_core.contract import QUEUE, TASK_NAME, ChunkMessage, CopyItem, CopyJob
 from copy_core.runs.keys import RunKeys
-from copy_core.runs.leases import LeaseStore
+from copy_core.runs.leases import LeaseStore, chunk_of
 from copy_core.runs.store import RunStore, connect
 from devstack.faultproxy import Fault, FaultProxy, FaultRule, Request, fault_proxy, is_copy_object
 from devstack.servers import REPO, RedisServer, redis_server, worker_process
@@ -173,7 +173,10 @@ def test_a_worker_killed_mid_chunk_is_taken_over(
             ),
             "the doomed worker to work",
         )
-        wait_for(lambda: holds_chunks(redis_url, run_id, "doomed"), "the doomed worker to hold")
+        wait_for(
+            lambda: holds_a_started_chunk(redis_url, run_id, "doomed", 200),
+            "the doomed worker to hold a chunk it has started",
+        )
         if lost == "host":
             doomed.kill_all()
         else:
@@ -193,17 +196,24 @@ def test_a_worker_killed_mid_chunk_is_taken_over(
         )
 
 
-def holds_chunks(redis_url: str, run_id: str, name: str) -> bool:
-    """Whether worker ``name``'s processes hold a lease on a chunk of the run."""
-    leases = LeaseStore(redis.Redis.from_url(redis_url, decode_responses=True), 600)
+def holds_a_started_chunk(redis_url: str, run_id: str, name: str, size: int) -> bool:
+    """Whether worker ``name``'s processes hold a chunk of the run that is well under way:
+    some of its items recorded, and a quarter of it still to copy (so it cannot end between
+    this look and the kill that follows: the window of copies spans chunks, so a worker also
+    holds chunks it has only just taken, with nothing recorded yet)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    leases = LeaseStore(client, 600)
+    keys = RunKeys(run_id)
     hostname = socket.gethostname()
-    held = [
-        leases.holder(run_id, member) or ""
-        for member in leases.members(run_id)
-        if member.startswith("c:")
-    ]
-    doomed_pids = {int(h.split(":")[1]) for h in held if h.startswith(f"{hostname}:")}
-    return any(_parent_is_worker(pid, name) for pid in doomed_pids)
+    for member in leases.members(run_id):
+        chunk_id = chunk_of(member)
+        holder = leases.holder(run_id, member) or ""
+        if chunk_id is None or not holder.startswith(f"{hostname}:"):
+            continue
+        recorded = int(client.bitcount(keys.recorded(chunk_id)))
+        if 0 < recorded < size * 3 // 4 and _parent_is_worker(int(holder.split(":")[1]), name):
+            return True
+    return False
 
 
 def _parent_is_worker(pid: int, name: str) -> bool:
