@@ -79,36 +79,37 @@ def delete_dest_keys(
 
 def delete_source_object(side: Side, job: CopyJob, item: CopyItem, requests: RequestLog) -> None:
     """Delete the source of a verified copy: its pinned version, or the listed current one."""
-    params: dict[str, Any] = {"Bucket": job.source_bucket, "Key": item.source_key}
+    pinned: dict[str, Any] = {}
     if item.version_id is not None:
-        params["VersionId"] = item.version_id
+        pinned["VersionId"] = item.version_id
     elif item.etag:
-        params["IfMatch"] = item.etag
-    side.call(
-        requests,
-        side.client.delete_object,
-        action=DELETE_ACTION,
-        side="source",
-        bucket=job.source_bucket,
-        key=item.source_key,
-        **params,
-    )
+        pinned["IfMatch"] = item.etag
+    _delete_object(side, requests, "source", job.source_bucket, item.source_key, **pinned)
 
 
 def write_delete_marker(side: Side, job: CopyJob, item: CopyItem, requests: RequestLog) -> bool:
     """An --all-versions copy's delete marker: a DeleteObject of the destination key, which
     a versioned bucket answers by writing a delete marker; True if S3 says it wrote one."""
-    answer = side.call(
+    answer = _delete_object(side, requests, "destination", job.dest_bucket, item.dest_key)
+    return bool(answer.get("DeleteMarker"))
+
+
+def _delete_object(
+    side: Side, requests: RequestLog, which: str, bucket: str, key: str, **conditions: Any
+) -> Any:
+    """One DeleteObject of ``bucket``/``key`` through ``side`` (``which``: "source" or
+    "destination", as an AccessDenied names it); S3's answer."""
+    return side.call(
         requests,
         side.client.delete_object,
         action=DELETE_ACTION,
-        side="destination",
-        bucket=job.dest_bucket,
-        key=item.dest_key,
-        Bucket=job.dest_bucket,
-        Key=item.dest_key,
+        side=which,
+        bucket=bucket,
+        key=key,
+        Bucket=bucket,
+        Key=key,
+        **conditions,
     )
-    return bool(answer.get("DeleteMarker"))
 
 
 def delete_with_retries(
