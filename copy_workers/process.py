@@ -226,6 +226,7 @@ class WorkerProcess:
         else:
             message = received
         state = self.store.chunk_state(message.run_id, message.chunk_id)
+        # Built before the freeze: the first chunk creates the clients and engine it keeps.
         paths, gate, engine = self.paths(message), self.gates.gate(message.run_id), self.engine
         self._freeze_heap()
         engine.admit(message, state.recorded, state.accepts_work, paths, gate)
